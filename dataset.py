@@ -1,0 +1,213 @@
+"""Patch extraction into h5 (preprocess.py) and in-memory patch batches with on-the-fly noise (train.py).
+
+train.h5 holds ONE uint8 dataset ``data`` of shape (N, 1, P, P) plus the parameters that made it as
+attributes. Pixel values are k/255 (the references store them as float32, one h5 dataset per
+patch), so uint8 is lossless and the file 4x smaller.
+"""
+import os
+
+import numpy as np
+import torch
+
+from utils import UserError, list_images, progress, read_image
+
+SCALES = (1, 0.9, 0.8, 0.7)
+# (arch, mode) -> (patch_size, stride, aug_times), as the reference preprocessing scripts.
+PATCH_DEFAULTS = {
+    ("DnCNN", "S"): (40, 10, 1),
+    ("DnCNN", "B"): (50, 10, 2),
+    ("ADNet", "S"): (50, 40, 1),
+    ("ADNet", "B"): (50, 10, 2),
+}
+FORMAT_VERSION = 1
+
+
+def image_to_patches(img, win, stride):
+    """(n, win, win) patches of a HxW image, in the references' Im2Patch order (row-major)."""
+    windows = np.lib.stride_tricks.sliding_window_view(img, (win, win))[::stride, ::stride]
+    return windows.reshape(-1, win, win)
+
+
+def data_augmentation(image, mode):
+    """SaoYan's data_augmentation on a (C, H, W) array: modes 0-7 of flips and rotations."""
+    out = np.transpose(image, (1, 2, 0))
+    if mode in (2, 3):
+        out = np.rot90(out)
+    elif mode in (4, 5):
+        out = np.rot90(out, k=2)
+    elif mode in (6, 7):
+        out = np.rot90(out, k=3)
+    if mode in (1, 3, 5, 7):
+        out = np.flipud(out)
+    return np.transpose(out, (2, 0, 1))
+
+
+def read_u8(path):
+    """Gray uint8 image (first channel for gray files, as the references), or None if unreadable."""
+    img = read_image(path)
+    return None if img is None else np.rint(img * 255.0).astype(np.uint8)
+
+
+def image_patches(img_u8, patch_size, stride, aug_times, rng):
+    """All patches of one image at every scale, augmented copies interleaved as the references."""
+    import cv2
+    h, w = img_u8.shape
+    bgr = np.repeat(img_u8[:, :, None], 3, axis=2)
+    out = []
+    for scale in SCALES:
+        # The references pass (int(h*s), int(w*s)) as cv2's (width, height), and resize the 3-channel
+        # image (OpenCV's 1- and 3-channel cubic kernels round a few pixels differently): both kept
+        # so that the patches are bit-identical.
+        scaled = cv2.resize(bgr, (int(h * scale), int(w * scale)), interpolation=cv2.INTER_CUBIC)[:, :, 0]
+        if min(scaled.shape) < patch_size:
+            continue
+        patches = image_to_patches(scaled, patch_size, stride)[:, None]
+        if aug_times > 1:
+            copies = [patches]
+            for _ in range(aug_times - 1):
+                modes = rng.randint(1, 8, size=len(patches))
+                copies.append(np.stack([data_augmentation(p, m) for p, m in zip(patches, modes)]))
+            patches = np.stack(copies, 1).reshape(-1, 1, patch_size, patch_size)
+        out.append(patches)
+    return out
+
+
+def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, stride=None, aug_times=None,
+                 train_data="train", val_data="Set12", seed=0, quiet=False):
+    """Write train.h5 and val.h5 into outf (atomically). Returns the number of training patches."""
+    import h5py
+    d_patch, d_stride, d_aug = PATCH_DEFAULTS[(arch, mode)]
+    patch_size, stride, aug_times = patch_size or d_patch, stride or d_stride, aug_times or d_aug
+    train_dir = os.path.join(data_path, train_data)
+    files = list_images(train_dir)
+    if not files:
+        raise UserError("no training image in %s" % train_dir)
+    rng = np.random.RandomState(seed)
+    chunks = []
+    for f in progress(files, quiet=quiet, desc="patches", unit="img"):
+        img = read_u8(f)
+        if img is None:
+            continue
+        pieces = image_patches(img, patch_size, stride, aug_times, rng)
+        if not pieces:
+            print("warning: %s is smaller than a %d-pixel patch: skipped" % (f, patch_size))
+        chunks.extend(pieces)
+    if not chunks:
+        raise UserError("no usable training image in %s" % train_dir)
+    data = np.concatenate(chunks)
+    attrs = dict(arch=arch, mode=mode, patch_size=patch_size, stride=stride, aug_times=aug_times,
+                 scales=np.asarray(SCALES), train_data=os.path.abspath(train_dir), format_version=FORMAT_VERSION)
+    os.makedirs(outf, exist_ok=True)
+    _write_h5(os.path.join(outf, "train.h5"), data, attrs, h5py)
+    val_dir = os.path.join(data_path, val_data)
+    val = [read_u8(f) for f in list_images(val_dir)]
+    val = [v for v in val if v is not None]
+    if not val:
+        raise UserError("no usable validation image in %s" % val_dir)
+    tmp = os.path.join(outf, "val.h5.tmp")
+    with h5py.File(tmp, "w") as h5f:
+        for i, img in enumerate(val):
+            h5f.create_dataset(str(i), data=img[None])
+        h5f.attrs["format_version"] = FORMAT_VERSION
+    os.replace(tmp, os.path.join(outf, "val.h5"))
+    print("training set: %d patches of %dx%d (%s mode %s), %d validation images"
+          % (len(data), patch_size, patch_size, arch, mode, len(val)))
+    return len(data)
+
+
+def _write_h5(path, data, attrs, h5py):
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as h5f:
+        h5f.create_dataset("data", data=data)
+        for k, v in attrs.items():
+            h5f.attrs[k] = v
+    os.replace(tmp, path)  # a crash mid-write leaves only the .tmp, never a valid-looking train.h5
+
+
+def load_train_patches(h5_dir, expect=None):
+    """The uint8 patch array of train.h5 as a tensor, after checking its attributes against `expect`."""
+    import h5py
+    path = os.path.join(h5_dir, "train.h5")
+    if not os.path.isfile(path):
+        raise UserError("%s not found: run preprocess.py (or train.py --preprocess True) first" % path)
+    try:
+        with h5py.File(path, "r") as h5f:
+            if "data" not in h5f:
+                raise UserError("%s is not a train.h5 of this project (no 'data' dataset; rerun preprocess.py)" % path)
+            attrs = dict(h5f.attrs)
+            data = h5f["data"][()]
+    except OSError as e:
+        raise UserError("cannot read %s: %s" % (path, e))
+    for key, want in (expect or {}).items():
+        have = attrs.get(key)
+        if isinstance(have, bytes):
+            have = have.decode()
+        if want is not None and have is not None and have != want:
+            raise UserError("%s was made with %s=%s but training asks for %s=%s: rerun preprocess.py"
+                            % (path, key, have, key, want))
+    if data.dtype != np.uint8 or data.ndim != 4:
+        raise UserError("%s: expected uint8 (N, C, P, P) patches, found %s %s" % (path, data.dtype, data.shape))
+    return torch.from_numpy(data), attrs
+
+
+def load_val_images(h5_dir):
+    """[(name, float32 HxW)] from val.h5."""
+    import h5py
+    path = os.path.join(h5_dir, "val.h5")
+    if not os.path.isfile(path):
+        raise UserError("%s not found: run preprocess.py first" % path)
+    with h5py.File(path, "r") as h5f:
+        keys = sorted(h5f.keys(), key=lambda k: int(k) if k.isdigit() else k)
+        return [("val_%s" % k, _to_float(h5f[k][()])[0]) for k in keys]
+
+
+def _to_float(arr):
+    return arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
+
+
+class PatchBatches:
+    """Batches of a uint8 patch tensor for one rank: a DistributedSampler order, sliced per batch.
+
+    No per-sample Python work: each batch is one fancy-index of the in-memory tensor.
+    """
+
+    def __init__(self, patches, batch_size, rank=0, world_size=1, seed=0, drop_last=False):
+        from torch.utils.data import DistributedSampler
+        self.patches = patches
+        self.batch_size = batch_size
+        self.sampler = DistributedSampler(range(len(patches)), num_replicas=world_size, rank=rank,
+                                          shuffle=True, seed=seed, drop_last=drop_last)
+        self.drop_last = drop_last
+
+    def set_epoch(self, epoch):
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self):
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def batches(self, skip=0):
+        order = torch.as_tensor(list(self.sampler))
+        for b in range(skip, len(self)):
+            yield self.patches[order[b * self.batch_size:(b + 1) * self.batch_size]]
+
+
+def to_float(batch_u8, device, channels_last=True):
+    """uint8 patches -> float in [0, 1] on the device (converted there, so transfers stay small)."""
+    x = batch_u8.to(device, non_blocking=True).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def add_train_noise(clean, mode, sigma, gen, sigma_range=(0.0, 55.0)):
+    """S: fixed sigma; B: one sigma per patch drawn uniformly from sigma_range. Generator on CPU."""
+    n = clean.shape[0]
+    noise = torch.randn(clean.shape, generator=gen, dtype=torch.float32)
+    if mode == "B":
+        sigmas = torch.empty(n).uniform_(sigma_range[0], sigma_range[1], generator=gen)
+        noise.mul_((sigmas / 255.0).view(n, 1, 1, 1))
+    else:
+        noise.mul_(sigma / 255.0)
+    noise = noise.to(clean.device, non_blocking=True)
+    if clean.is_contiguous(memory_format=torch.channels_last):
+        noise = noise.contiguous(memory_format=torch.channels_last)
+    return clean + noise

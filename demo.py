@@ -1,0 +1,84 @@
+"""Denoise every image of a folder; one denoised file and one side-by-side comparison per input.
+
+    python demo.py --demo_img_path my_photos --demo_pth_path weights/DnCNN-S-25 --test_noiseL 0
+"""
+import os
+
+import numpy as np
+import torch
+
+from utils import (ArgParser, UserError, add_common_inference_flags, add_test_noise, denoise_image, inference_model,
+                   load_model, non_negative, psnr, read_images, resolve_amp, run_cli, select_device,
+                   set_cpu_threads, progress, write_image)
+
+DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "DnCNN-S-25")
+DEFAULT_IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo")
+
+
+def parse_args(argv=None):
+    p = ArgParser(description="DnCNN / ADNet demo: denoise a folder of images")
+    p.add_argument("--demo_img_path", default=DEFAULT_IMAGES, help="folder of images to denoise")
+    p.add_argument("--demo_pth_path", default=DEFAULT_WEIGHTS, help="checkpoint file or folder")
+    p.add_argument("--test_noiseL", type=non_negative(float), default=25,
+                   help="> 0: add this much synthetic noise first and report PSNR; 0: the images are already noisy")
+    p.add_argument("--out", default="demo_output", help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    add_common_inference_flags(p)
+    return p.parse_args(argv)
+
+
+def caption(img, text):
+    """Image with a white caption strip above it."""
+    import cv2
+    strip = np.ones((24, img.shape[1]), np.float32)
+    cv2.putText(strip, text, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0.0, 1, cv2.LINE_AA)
+    return np.vstack([strip, img])
+
+
+def side_by_side(panels):
+    gap = np.ones((panels[0][1].shape[0] + 24, 6), np.float32)
+    parts = []
+    for title, img in panels:
+        parts += [caption(np.clip(img, 0, 1), title), gap]
+    return np.hstack(parts[:-1])
+
+
+def denoise_folder(args):
+    set_cpu_threads()
+    device = select_device(args.device)
+    model = load_model(args.demo_pth_path, args.arch)
+    net = inference_model(model, device, fold=not args.no_fold)
+    amp = resolve_amp(args.amp, device)
+    os.makedirs(args.out, exist_ok=True)
+    results = []
+    for path, img in progress(read_images(args.demo_img_path), quiet=args.quiet, desc="demo", unit="img"):
+        clean = torch.from_numpy(img)[None, None]
+        noisy = add_test_noise(clean, args.test_noiseL, args.seed) if args.test_noiseL > 0 else clean
+        out = denoise_image(net, noisy, device, amp=amp, tile=args.tile).clamp(0, 1)[0, 0].numpy()
+        stem = os.path.splitext(os.path.basename(path))[0]
+        write_image(os.path.join(args.out, stem + "_denoised.png"), out)
+        panels = [("noisy", noisy[0, 0].numpy()), ("denoised", out)]
+        if args.test_noiseL > 0:
+            value = psnr(img, out)
+            panels[1] = ("denoised %.2f dB" % value, out)
+            panels.append(("clean", img))
+            print("%s PSNR %f (noisy %f)" % (os.path.basename(path), value, psnr(img, np.clip(panels[0][1], 0, 1))))
+        else:
+            value = None
+            print("%s denoised" % os.path.basename(path))
+        write_image(os.path.join(args.out, stem + "_compare.png"), side_by_side(panels))
+        results.append((path, value))
+    print("wrote %d denoised images and comparisons to %s" % (len(results), args.out))
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not os.path.exists(args.demo_pth_path):
+        raise UserError("no weights at %s (train some with train.py, or pass --demo_pth_path)" % args.demo_pth_path)
+    denoise_folder(args)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

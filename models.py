@@ -1,0 +1,143 @@
+"""DnCNN (Zhang et al., TIP 2017) and the gray ADNet (Tian et al., 2020).
+
+Parameter names match SaoYan/DnCNN-PyTorch and hellloxiaotian/ADNet, so their
+checkpoints load once a DataParallel ``module.`` prefix is stripped.
+"""
+import copy
+import math
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+ARCHS = ("DnCNN", "ADNet")
+FEATURES = 64
+
+
+class DnCNN(nn.Module):
+    """conv+ReLU, (L-2) x [conv+BN+ReLU], conv. Predicts the noise (residual learning)."""
+
+    predicts_noise = True
+
+    def __init__(self, channels=1, num_of_layers=17):
+        super().__init__()
+        layers = [nn.Conv2d(channels, FEATURES, 3, padding=1, bias=False), nn.ReLU(inplace=True)]
+        for _ in range(num_of_layers - 2):
+            layers += [nn.Conv2d(FEATURES, FEATURES, 3, padding=1, bias=False),
+                       nn.BatchNorm2d(FEATURES), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(FEATURES, channels, 3, padding=1, bias=False))
+        self.dncnn = nn.Sequential(*layers)
+        self.num_of_layers = num_of_layers
+        self.channels = channels
+
+    def forward(self, x):
+        return self.dncnn(x)
+
+
+def _conv_bn_relu(in_ch, dilation=1):
+    return nn.Sequential(
+        nn.Conv2d(in_ch, FEATURES, 3, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(FEATURES), nn.ReLU(inplace=True))
+
+
+ADNET_DILATED = (2, 5, 9, 12)
+
+
+class ADNet(nn.Module):
+    """Gray ADNet: 15 conv+BN+ReLU blocks (4 dilated), a 64->C conv and a 1x1 attention conv.
+
+    Returns the clean image: x - conv3(tanh(cat[x, r])) * r, with r = conv1_16(...).
+    """
+
+    predicts_noise = False
+    num_of_layers = 17
+
+    def __init__(self, channels=1):
+        super().__init__()
+        for k in range(1, 16):
+            block = _conv_bn_relu(channels if k == 1 else FEATURES, 2 if k in ADNET_DILATED else 1)
+            setattr(self, "conv1_%d" % k, block)
+        self.conv1_16 = nn.Conv2d(FEATURES, channels, 3, padding=1, bias=False)
+        self.conv3 = nn.Conv2d(2 * channels, channels, 1, bias=True)
+        self.channels = channels
+
+    def forward(self, x):
+        r = x
+        for k in range(1, 16):
+            r = getattr(self, "conv1_%d" % k)(r)
+        r = self.conv1_16(r)
+        attention = self.conv3(torch.tanh(torch.cat([x, r], 1)))
+        return x - attention * r
+
+
+@torch.no_grad()
+def init_dncnn_weights(model):
+    """SaoYan's weights_init_kaiming."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+        elif isinstance(m, nn.BatchNorm2d):
+            m.weight.normal_(0, math.sqrt(2.0 / 9.0 / 64.0)).clamp_(-0.025, 0.025)
+            m.bias.zero_()
+
+
+@torch.no_grad()
+def init_adnet_weights(model):
+    """The ADNet authors' init: |BN weight| < 0.025 is pushed out to +-0.025."""
+    clip_b = 0.025
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            m.weight.normal_(0, math.sqrt(2.0 / n))
+        elif isinstance(m, nn.BatchNorm2d):
+            w = m.weight.normal_(0, math.sqrt(2.0 / (9.0 * 64)))
+            w[(w >= 0) & (w < clip_b)] = clip_b
+            w[(w < 0) & (w > -clip_b)] = -clip_b
+            m.running_var.fill_(0.01)
+
+
+def build_model(arch="DnCNN", channels=1, num_of_layers=17, init=True):
+    if arch == "DnCNN":
+        model = DnCNN(channels, num_of_layers)
+        if init:
+            init_dncnn_weights(model)
+    elif arch == "ADNet":
+        model = ADNet(channels)
+        if init:
+            init_adnet_weights(model)
+    else:
+        raise ValueError("unknown arch %r (choose from %s)" % (arch, ", ".join(ARCHS)))
+    return model
+
+
+def arch_of(model):
+    model = getattr(model, "module", model)
+    model = getattr(model, "_orig_mod", model)
+    return type(model).__name__
+
+
+def denoise(model, noisy):
+    """Clean estimate from either model: DnCNN predicts the noise, ADNet the image."""
+    inner = getattr(model, "module", model)
+    inner = getattr(inner, "_orig_mod", inner)
+    out = model(noisy)
+    return noisy - out if inner.predicts_noise else out
+
+
+def fold_batchnorm(model):
+    """An eval-mode copy with every conv followed by BN merged into one biased conv."""
+    folded = copy.deepcopy(model).eval()
+    for seq in folded.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(conv, bn)
+                seq[i + 1] = nn.Identity()
+    return folded
+
+
+def receptive_radius(model):
+    """Pixels of context each output pixel sees on one side (sum of conv half-widths)."""
+    return sum(m.dilation[0] * (m.kernel_size[0] // 2) for m in model.modules() if isinstance(m, nn.Conv2d))

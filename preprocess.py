@@ -1,0 +1,34 @@
+"""Build train.h5 / val.h5 patch files as the reference preprocessing does, fast.
+
+    python preprocess.py --data_path data --arch DnCNN --mode S --outf .
+"""
+from dataset import PATCH_DEFAULTS, prepare_data
+from models import ARCHS
+from utils import ArgParser, positive, run_cli
+
+
+def add_preprocess_flags(p):
+    p.add_argument("--data_path", default="data", help="folder holding the training and validation sets")
+    p.add_argument("--arch", choices=ARCHS, default="DnCNN")
+    p.add_argument("--mode", choices=("S", "B"), default="S", help="S: known noise level, B: blind")
+    p.add_argument("--patch_size", type=positive(int), default=None, help="default: per arch and mode (DnCNN S 40, else 50)")
+    p.add_argument("--stride", type=positive(int), default=None, help="default: per arch and mode")
+    p.add_argument("--aug_times", type=positive(int), default=None, help="default: 1 (S) or 2 (B)")
+    p.add_argument("--train_data", default="train", help="training folder under --data_path (ADNet: pristine_images_gray)")
+    p.add_argument("--val_data", default="Set12", help="validation folder under --data_path")
+
+
+def main(argv=None):
+    p = ArgParser(description="DnCNN / ADNet patch preprocessing; defaults: %s" % PATCH_DEFAULTS)
+    add_preprocess_flags(p)
+    p.add_argument("--outf", default=".", help="where train.h5 and val.h5 go")
+    p.add_argument("--seed", type=int, default=0, help="seed of the augmentation modes")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    prepare_data(args.data_path, args.outf, args.arch, args.mode, args.patch_size, args.stride, args.aug_times,
+                 args.train_data, args.val_data, args.seed, args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

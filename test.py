@@ -1,0 +1,66 @@
+"""Evaluate a checkpoint on a test set under the fixed noise protocol (PSNR, SSIM).
+
+    python test.py --logdir logs/DnCNN-S-25 --test_data Set68 --test_noiseL 25
+"""
+import csv
+import io
+import os
+
+import torch
+
+from utils import (ArgParser, add_common_inference_flags, atomic_write_bytes, evaluate, inference_model,
+                   load_model, non_negative, read_images, resolve_amp, resolve_set, run_cli, select_device,
+                   set_cpu_threads, write_image)
+
+
+def parse_args(argv=None):
+    p = ArgParser(description="DnCNN / ADNet test")
+    p.add_argument("--logdir", default="logs", help="checkpoint file, or folder holding net.pth / model_70.pth / ...")
+    p.add_argument("--test_data", default="Set12", help="set name under --data_path, or any folder of images")
+    p.add_argument("--data_path", default="data")
+    p.add_argument("--test_noiseL", type=non_negative(float), default=25, help="noise sigma on the 0-255 scale")
+    p.add_argument("--num_of_layers", type=non_negative(int), default=None, help="check the DnCNN depth (read from the checkpoint)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed, reset before each image")
+    p.add_argument("--save_dir", default=None, help="write denoised images and results.csv here")
+    p.add_argument("--save_noisy", action="store_true", help="with --save_dir: also write the noisy inputs")
+    add_common_inference_flags(p)
+    return p.parse_args(argv)
+
+
+def save_results(rows, save_dir, save_noisy):
+    os.makedirs(save_dir, exist_ok=True)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["image", "psnr", "ssim"])
+    for row in rows:
+        stem = os.path.splitext(row["name"])[0]
+        write_image(os.path.join(save_dir, stem + "_denoised.png"), row["denoised"])
+        if save_noisy:
+            write_image(os.path.join(save_dir, stem + "_noisy.png"), row["noisy"])
+        writer.writerow([row["name"], "%.4f" % row["psnr"], "%.4f" % row["ssim"]])
+    atomic_write_bytes(os.path.join(save_dir, "results.csv"), table.getvalue().encode())
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_cpu_threads()
+    device = select_device(args.device)
+    model = load_model(args.logdir, args.arch, args.num_of_layers)
+    print("Loading model %s ..." % model.checkpoint_path)
+    images = read_images(resolve_set(args.data_path, args.test_data))
+    net = inference_model(model, device, fold=not args.no_fold)
+    rows = evaluate(net, images, args.test_noiseL, device, amp=resolve_amp(args.amp, device), seed=args.seed,
+                    tile=args.tile, with_ssim=True, quiet=args.quiet)
+    for row in rows:
+        print("%s PSNR %f SSIM %f" % (row["name"], row["psnr"], row["ssim"]))
+    mean_psnr = sum(r["psnr"] for r in rows) / len(rows)
+    mean_ssim = sum(r["ssim"] for r in rows) / len(rows)
+    print("\nPSNR on test data %f" % mean_psnr)
+    print("SSIM on test data %f" % mean_ssim)
+    if args.save_dir:
+        save_results(rows, args.save_dir, args.save_noisy)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,53 @@
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
+sys.path.insert(0, ROOT)
+
+needs_shared = pytest.mark.skipif(
+    not os.path.isdir(os.path.join(SHARED, "reference_weights")),
+    reason="../shared (reference checkpoints and data) is absent: a user's fresh clone; CI has it")
+
+
+def run_script(*args, env=None, timeout=600, cwd=None):
+    """Run a project script with the test interpreter; returns CompletedProcess (text)."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    full_env.update(env or {})
+    cmd = [sys.executable] + [os.path.join(ROOT, a) if i == 0 and a.endswith(".py") else a for i, a in enumerate(args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or ROOT)
+
+
+def make_image(shape, seed, dtype=np.uint8):
+    """A smooth random test image (so denoising has structure to keep)."""
+    rng = np.random.RandomState(seed)
+    small = rng.rand(max(2, shape[0] // 8), max(2, shape[1] // 8)).astype(np.float32)
+    img = cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+    img = np.clip(img, 0, 1)
+    top = 65535 if dtype == np.uint16 else 255
+    return np.rint(img * top).astype(dtype)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """data/{train,Set12,Set68} with a few small synthetic images."""
+    root = tmp_path_factory.mktemp("data")
+    for name, count, size in (("train", 6, (64, 64)), ("Set12", 2, (48, 56)), ("Set68", 2, (40, 52))):
+        os.makedirs(root / name)
+        for i in range(count):
+            cv2.imwrite(str(root / name / ("%02d.png" % i)), make_image(size, seed=hash(name) % 1000 + i))
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_h5(tiny_data, tmp_path_factory):
+    """train.h5 / val.h5 for DnCNN mode S built from tiny_data."""
+    from dataset import prepare_data
+    out = str(tmp_path_factory.mktemp("h5"))
+    prepare_data(tiny_data, out, "DnCNN", "S", quiet=True)
+    return out

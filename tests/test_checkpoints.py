@@ -1,0 +1,79 @@
+import os
+
+import pytest
+import torch
+
+from conftest import SHARED, needs_shared
+from models import build_model
+from utils import UserError, load_model
+
+REF = os.path.join(SHARED, "reference_weights")
+
+
+@needs_shared
+@pytest.mark.parametrize("name,arch,layers", [
+    ("saoyan/DnCNN-S-15", "DnCNN", 17), ("saoyan/DnCNN-S-25", "DnCNN", 17), ("saoyan/DnCNN-S-50", "DnCNN", 17),
+    ("saoyan/DnCNN-B", "DnCNN", 20), ("adnet/g15", "ADNet", 17), ("adnet/g25", "ADNet", 17),
+    ("adnet/g50", "ADNet", 17), ("adnet/gblind", "ADNet", 17)])
+def test_every_reference_checkpoint_loads(name, arch, layers):
+    model = load_model(os.path.join(REF, name))
+    assert type(model).__name__ == arch
+    assert model.num_of_layers == layers
+    assert not model.training
+
+
+@needs_shared
+def test_forced_arch_mismatch_is_an_error():
+    with pytest.raises(UserError, match="ADNet checkpoint, not DnCNN"):
+        load_model(os.path.join(REF, "adnet/g25"), arch="DnCNN")
+    with pytest.raises(UserError, match="has 17 layers, not 20"):
+        load_model(os.path.join(REF, "saoyan/DnCNN-S-25"), num_of_layers=20)
+
+
+def _same_weights(a, b):
+    return all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+
+
+@pytest.mark.parametrize("wrap", ["plain", "module", "model_state_dict", "compiled", "no_batches_tracked"])
+def test_formats_in_the_wild(tmp_path, wrap):
+    torch.manual_seed(0)
+    model = build_model("ADNet" if wrap == "no_batches_tracked" else "DnCNN", num_of_layers=9)
+    sd = model.state_dict()
+    if wrap == "module":
+        obj = {"module." + k: v for k, v in sd.items()}
+    elif wrap == "model_state_dict":  # the Ascend ports' net_1p / net8p files
+        obj = {"epoch": 3, "model_state_dict": {"module." + k: v for k, v in sd.items()}, "optimizer_state_dict": {}}
+    elif wrap == "compiled":
+        obj = {"_orig_mod." + k: v for k, v in sd.items()}
+    elif wrap == "no_batches_tracked":
+        obj = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    else:
+        obj = sd
+    torch.save(obj, tmp_path / "net_1p.pth")
+    loaded = load_model(str(tmp_path))
+    assert _same_weights(model, loaded)
+
+
+def test_folder_prefers_known_names(tmp_path):
+    a, b = build_model("DnCNN", num_of_layers=5), build_model("DnCNN", num_of_layers=7)
+    torch.save(b.state_dict(), tmp_path / "zzz_newest.pth")
+    torch.save(a.state_dict(), tmp_path / "model_70.pth")
+    assert load_model(str(tmp_path)).num_of_layers == 5
+    os.remove(tmp_path / "model_70.pth")
+    assert load_model(str(tmp_path)).num_of_layers == 7
+
+
+@pytest.mark.parametrize("content", [b"", os.urandom(300), b"PK\x03\x04garbage"])
+def test_unreadable_checkpoints_are_user_errors(tmp_path, content):
+    path = tmp_path / "bad.pth"
+    path.write_bytes(content)
+    with pytest.raises(UserError):
+        load_model(str(path))
+
+
+def test_foreign_state_dict_is_a_user_error(tmp_path):
+    torch.save(torch.nn.Linear(3, 2).state_dict(), tmp_path / "net.pth")
+    with pytest.raises(UserError, match="no DnCNN or ADNet weights"):
+        load_model(str(tmp_path))
+    with pytest.raises(UserError, match="no such checkpoint"):
+        load_model(str(tmp_path / "missing"))

@@ -1,0 +1,64 @@
+import torch
+
+from models import ADNet, DnCNN, build_model, denoise, fold_batchnorm, receptive_radius
+from utils import denoise_image
+
+
+def test_dncnn_parameter_names_match_saoyan():
+    keys = list(DnCNN(1, 17).state_dict())
+    assert keys[0] == "dncnn.0.weight"
+    assert keys[1:5] == ["dncnn.2.weight", "dncnn.3.weight", "dncnn.3.bias", "dncnn.3.running_mean"]
+    assert keys[-1] == "dncnn.47.weight"
+    assert sum(1 for k, v in DnCNN(1, 20).state_dict().items() if v.dim() == 4) == 20
+
+
+def test_adnet_parameter_names_and_shapes():
+    sd = ADNet(1).state_dict()
+    assert sd["conv1_1.0.weight"].shape == (64, 1, 3, 3)
+    assert sd["conv1_16.weight"].shape == (1, 64, 3, 3)
+    assert sd["conv3.weight"].shape == (1, 2, 1, 1) and "conv3.bias" in sd
+    assert "conv1_16.bias" not in sd
+    dilated = [k for k in range(1, 16) if getattr(ADNet(1), "conv1_%d" % k)[0].dilation == (2, 2)]
+    assert dilated == [2, 5, 9, 12]
+
+
+def test_reference_inits():
+    torch.manual_seed(0)
+    d = build_model("DnCNN")
+    bn = [m.weight for m in d.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(w.abs().max() <= 0.025 for w in bn)
+    a = build_model("ADNet")
+    bn = [m for m in a.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(m.weight.abs().min() >= 0.025 for m in bn)
+    assert all(torch.all(m.running_var == 0.01) for m in bn)
+
+
+def _randomize_bn(model):
+    torch.manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2)
+            m.bias.data.uniform_(-0.1, 0.1)
+    return model.eval()
+
+
+def test_folded_equals_unfolded():
+    x = torch.rand(2, 1, 33, 41)
+    for arch in ("DnCNN", "ADNet"):
+        model = _randomize_bn(build_model(arch))
+        folded = fold_batchnorm(model)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        with torch.no_grad():
+            assert torch.allclose(denoise(model, x), denoise(folded, x), atol=1e-5)
+
+
+def test_tiled_equals_whole():
+    torch.manual_seed(0)
+    noisy = torch.rand(1, 1, 150, 97)
+    for arch in ("DnCNN", "ADNet"):
+        net = _randomize_bn(build_model(arch))
+        whole = denoise_image(net, noisy, torch.device("cpu"))
+        tiled = denoise_image(net, noisy, torch.device("cpu"), tile=48)
+        assert (whole - tiled).abs().max() <= 1e-5
+        assert receptive_radius(net) > 0

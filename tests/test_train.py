@@ -1,0 +1,116 @@
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import pytest
+import torch
+
+from conftest import ROOT, run_script
+from utils import load_model
+
+FAST = ["--batchSize", "16", "--num_of_layers", "5", "--log_every", "2", "--tensorboard", "False", "--quiet"]
+
+
+def train(h5_dir, outf, *extra, timeout=600):
+    return run_script("train.py", "--h5_dir", h5_dir, "--outf", str(outf), *FAST, *extra, timeout=timeout)
+
+
+@pytest.mark.parametrize("arch,mode", [("DnCNN", "S"), ("DnCNN", "B"), ("ADNet", "S"), ("ADNet", "B")])
+def test_short_training_runs_for_both_models_and_modes(tiny_data, tmp_path, arch, mode):
+    out = run_script("train.py", "--preprocess", "True", "--data_path", tiny_data, "--h5_dir", str(tmp_path / "h5"),
+                     "--outf", str(tmp_path / "run"), "--arch", arch, "--mode", mode, "--epochs", "1",
+                     "--max_steps", "3", *FAST)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"\[epoch 1\]\[2/\d+\] loss: [\d.]+ PSNR_train: [\d.]+ time: [\d.]+ FPS: [\d.]+", out.stdout)
+    assert re.search(r"PSNR_val: [\d.]+", out.stdout) and re.search(r"^FPS: [\d.]+$", out.stdout, re.M)
+    with h5py.File(tmp_path / "h5" / "train.h5") as f:
+        assert f.attrs["mode"] == mode and f.attrs["arch"] == arch
+    model = load_model(str(tmp_path / "run"))
+    assert type(model).__name__ == arch
+    for name in ("net.pth", "best_model.pth", "checkpoint.pth", "train.log"):
+        assert os.path.isfile(tmp_path / "run" / name)
+    state = torch.load(tmp_path / "run" / "net.pth", weights_only=True)
+    assert not any(k.startswith("module.") for k in state)
+
+
+def test_tensorboard_events_are_written(tiny_h5, tmp_path):
+    out = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), "--batchSize", "16",
+                     "--num_of_layers", "5", "--max_steps", "2", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path))
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_resume_at_epoch_boundary_equals_uninterrupted(tiny_h5, tmp_path):
+    args = ["--amp", "none", "--milestone", "1"]
+    full = train(tiny_h5, tmp_path / "full", "--epochs", "2", *args)
+    assert full.returncode == 0, full.stderr
+    first = train(tiny_h5, tmp_path / "split", "--epochs", "1", *args)
+    assert first.returncode == 0, first.stderr
+    second = train(tiny_h5, tmp_path / "split", "--epochs", "2", "--resume", *args)
+    assert second.returncode == 0, second.stderr
+    assert "resumed from" in second.stdout
+    a, b = _weights(tmp_path / "full" / "net.pth"), _weights(tmp_path / "split" / "net.pth")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_other_arch_is_an_error(tiny_h5, tmp_path):
+    assert train(tiny_h5, tmp_path, "--max_steps", "1").returncode == 0
+    out = train(tiny_h5, tmp_path, "--resume", "--arch", "ADNet")
+    assert out.returncode != 0
+    assert "--arch DnCNN" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_kill_9_then_resume_finishes_the_planned_epochs(tiny_h5, tmp_path):
+    cmd = [sys.executable, os.path.join(ROOT, "train.py"), "--h5_dir", tiny_h5, "--outf", str(tmp_path),
+           *FAST, "--num_of_layers", "9", "--epochs", "6", "--save_every", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    ckpt = tmp_path / "checkpoint.pth"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists()
+    killed_at = torch.load(ckpt, weights_only=True)
+    assert killed_at["epoch"] < 6
+    out = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), *FAST, "--num_of_layers", "9",
+                     "--epochs", "6", "--save_every", "2", "--resume")
+    assert out.returncode == 0, out.stderr
+    final = torch.load(ckpt, weights_only=True)
+    assert final["epoch"] == 6
+    assert final["step"] == 6 * 7  # 108 patches / batch 16 -> 7 steps per epoch
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+
+
+def test_non_finite_loss_stops_with_a_message(tiny_h5, tmp_path):
+    out = train(tiny_h5, tmp_path, "--lr", "1e30", "--amp", "none", "--epochs", "3")
+    assert out.returncode != 0
+    assert "non-finite loss at step" in out.stderr and "last good checkpoint" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_h5_made_for_another_mode_is_refused(tiny_h5, tmp_path):
+    out = train(tiny_h5, tmp_path, "--mode", "B")
+    assert out.returncode != 0
+    assert "mode=S" in out.stderr and "mode=B" in out.stderr
+
+
+def test_lr_schedules():
+    from train import lr_at, parse_args
+    d = parse_args(["--milestone", "30"])
+    assert lr_at(d, 29, 0, 1) == 1e-3 and lr_at(d, 30, 0, 1) == pytest.approx(1e-4)
+    a = parse_args(["--arch", "ADNet"])
+    assert a.epochs == 70
+    assert [lr_at(a, e, 0, 1) for e in (30, 31, 61, 91)] == pytest.approx([1e-3, 1e-4, 1e-5, 1e-6])
+    c = parse_args(["--lr_schedule", "cosine", "--lr_min", "0"])
+    assert lr_at(c, 0, 0, 100) == pytest.approx(1e-3) and lr_at(c, 0, 100, 100) == pytest.approx(0)

@@ -1,0 +1,360 @@
+"""Train DnCNN or ADNet: mixed precision, channels_last, DistributedDataParallel, resumable.
+
+    python train.py --arch DnCNN --mode S --noiseL 25 --outf logs/DnCNN-S-25      # one process
+    torchrun --nproc_per_node=8 train.py --arch ADNet ...                          # 8 processes
+"""
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+from dataset import PatchBatches, add_train_noise, load_train_patches, load_val_images, prepare_data, to_float
+from models import ARCHS, build_model, denoise
+from preprocess import add_preprocess_flags
+from utils import (ArgParser, UserError, atomic_save, autocast, batch_psnr, dist_env, evaluate, inference_model,
+                   init_distributed, non_negative, plain_state_dict, positive, read_checkpoint_file, resolve_amp,
+                   run_cli, select_device, set_cpu_threads, str2bool)
+
+WARMUP_STEPS = 5  # steps left out of the FPS figure (allocator, oneDNN kernel selection)
+
+
+def parse_args(argv=None):
+    p = ArgParser(description="DnCNN / ADNet training")
+    # the references' flags
+    p.add_argument("--preprocess", type=str2bool, default=False, help="build train.h5/val.h5 first (True/False)")
+    p.add_argument("--batchSize", "--batch_size", dest="batchSize", type=positive(int), default=128,
+                   help="global batch size (split across processes)")
+    p.add_argument("--num_of_layers", type=positive(int), default=17, help="DnCNN depth (17 for S, 20 for B)")
+    p.add_argument("--epochs", type=positive(int), default=None, help="default: 50 (DnCNN), 70 (ADNet)")
+    p.add_argument("--milestone", type=positive(int), default=30, help="lr /10 at this epoch (ADNet: also at 2x, 3x)")
+    p.add_argument("--lr", type=positive(float), default=1e-3)
+    p.add_argument("--outf", default="logs", help="where logs and checkpoints go")
+    p.add_argument("--noiseL", type=non_negative(float), default=25, help="training noise sigma (mode S)")
+    p.add_argument("--val_noiseL", type=non_negative(float), default=25)
+    add_preprocess_flags(p)  # --data_path --arch --mode --patch_size --stride --aug_times --train_data --val_data
+    # this port's flags
+    p.add_argument("--h5_dir", default=".", help="folder of train.h5 / val.h5")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "npu"))
+    p.add_argument("--amp", default="auto", choices=("auto", "none", "bf16", "fp16"),
+                   help="auto: bf16 on AMX/AVX512-BF16 CPUs and bf16-capable GPUs, fp16 (+GradScaler) elsewhere on GPU/NPU")
+    p.add_argument("--opt_level", default="O2", help="apex opt level (NPU with apex only)")
+    p.add_argument("--loss_scale", default="dynamic", help="apex / fp16 loss scale: 'dynamic' or a number")
+    p.add_argument("--channels_last", type=str2bool, default=True)
+    p.add_argument("--compile", type=str2bool, default=False, help="torch.compile the model")
+    p.add_argument("--lr_schedule", choices=("step", "cosine"), default="step",
+                   help="step: the references' milestones; cosine: per step down to --lr_min")
+    p.add_argument("--lr_min", type=non_negative(float), default=1e-6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=non_negative(int), default=0, help="CPU threads per process (0: cores / processes)")
+    p.add_argument("--max_steps", type=non_negative(int), default=0, help="stop after N optimizer steps (0: no limit)")
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="continue from PATH, or from OUTF/checkpoint.pth when no path is given")
+    p.add_argument("--save_every", type=non_negative(int), default=0, help="also save checkpoint.pth every N steps")
+    p.add_argument("--log_every", type=positive(int), default=10)
+    p.add_argument("--sync_bn", action="store_true", help="SyncBatchNorm across processes")
+    p.add_argument("--timeout", type=positive(int), default=600, help="seconds before a lost peer fails the job")
+    p.add_argument("--tensorboard", type=str2bool, default=True)
+    p.add_argument("--quiet", action="store_true")
+    # legacy launch flags (ADNet / DnCNN Ascend ports), mapped onto torchrun
+    p.add_argument("--is_distributed", type=int, default=0)
+    p.add_argument("--DeviceID", "--device-list", "--device_list", dest="device_list", default=None)
+    p.add_argument("--num_gpus", "--gpu_use_num", "--world_size", "--worldsize", dest="num_gpus", type=int, default=None)
+    p.add_argument("--local_rank", type=int, default=None)
+    args = p.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = 70 if args.arch == "ADNet" else 50
+    args.loss_scale = None if args.loss_scale == "dynamic" else float(args.loss_scale)
+    return args
+
+
+def lr_at(args, epoch, step, total_steps):
+    """The references' step schedule (DnCNN: /10 at the milestone; ADNet: /10 per 30 epochs past it), or cosine."""
+    if args.lr_schedule == "cosine":
+        progress = min(1.0, step / max(1, total_steps))
+        return args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * progress))
+    if args.arch == "ADNet":  # ADNet: epoch <= 30 full, then /10, /100, /1000 (0-based epoch index)
+        return args.lr / 10 ** min(3, sum(epoch > k * args.milestone for k in (1, 2, 3)))
+    return args.lr if epoch < args.milestone else args.lr / 10.0
+
+
+def noise_generator(seed, rank, step):
+    """Noise depends only on (seed, rank, step): every rank differs, and a resumed run draws the same."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2 ** 63))
+
+
+def apex_amp():
+    """NVIDIA/Ascend apex.amp when really installed (PyPI's 'apex' is an unrelated package)."""
+    try:
+        from apex import amp
+    except Exception:
+        return None
+    return amp if hasattr(amp, "initialize") and hasattr(amp, "scale_loss") else None
+
+
+class Trainer:
+    def __init__(self, args):
+        self.args = args
+        self.rank, self.local_rank, self.world = dist_env()
+        self.device = select_device(args.device, self.local_rank)
+        if args.workers:
+            torch.set_num_threads(args.workers)
+        else:
+            set_cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", self.world)))
+        init_distributed(self.device, args.timeout)
+        self.is_main = self.rank == 0
+        if self.is_main:
+            os.makedirs(args.outf, exist_ok=True)
+        torch.manual_seed(args.seed + self.rank)
+        self.amp_dtype = resolve_amp(args.amp, self.device)
+        if self.world > 1 and args.batchSize % self.world:
+            raise UserError("--batchSize %d does not split over %d processes" % (args.batchSize, self.world))
+        self.writer = None
+
+    # ------------------------------------------------------------------ set-up
+    def log(self, msg):
+        if self.is_main:
+            print(msg, flush=True)
+            with open(os.path.join(self.args.outf, "train.log"), "a") as f:
+                f.write(msg + "\n")
+
+    def barrier(self):
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def prepare_data(self):
+        a = self.args
+        if a.preprocess and self.is_main:
+            prepare_data(a.data_path, a.h5_dir, a.arch, a.mode, a.patch_size, a.stride, a.aug_times,
+                         a.train_data, a.val_data, a.seed, a.quiet)
+        self.barrier()
+        expect = dict(mode=a.mode, patch_size=a.patch_size, stride=a.stride, aug_times=a.aug_times)
+        patches, attrs = load_train_patches(a.h5_dir, expect)
+        self.batches = PatchBatches(patches, a.batchSize // self.world, self.rank, self.world, a.seed)
+        self.val_images = load_val_images(a.h5_dir)
+        self.log("# of training samples: %d (%s)" % (len(patches), ", ".join(
+            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "patch_size", "stride", "aug_times") if k in attrs)))
+
+    def build(self):
+        a = self.args
+        model = build_model(a.arch, 1, a.num_of_layers)
+        if a.sync_bn and self.world > 1:
+            if self.device.type == "cpu":
+                raise UserError("--sync_bn needs CUDA or NPU devices (PyTorch has no SyncBatchNorm on CPU)")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(self.device)
+        if a.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
+        self.apex = apex_amp() if self.device.type == "npu" and self.amp_dtype is not None else None
+        if self.apex:
+            model, self.optimizer = self.apex.initialize(model, self.optimizer, opt_level=a.opt_level,
+                                                         loss_scale=a.loss_scale or "dynamic")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16 and not self.apex,
+                                           **({"init_scale": a.loss_scale} if a.loss_scale else {}))
+        self.model = model
+        self.net = model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type in ("cuda", "npu") else None
+            self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=not a.sync_bn)
+        if a.compile:
+            self.net = torch.compile(self.net)
+        self.net.train()  # validation runs on a folded copy, so this stays in training mode
+        self.epoch, self.step, self.step_in_epoch, self.best_psnr = 0, 0, 0, -1.0
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self):
+        return {"model": plain_state_dict(self.model), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "epoch": self.epoch, "step": self.step,
+                "step_in_epoch": self.step_in_epoch, "best_psnr": self.best_psnr,
+                "rng_cpu": torch.get_rng_state(), "args": dict(vars(self.args)), "format_version": 1}
+
+    def save(self, name="checkpoint.pth"):
+        if self.is_main:
+            atomic_save(self.state(), os.path.join(self.args.outf, name))
+
+    def resume(self):
+        a = self.args
+        path = os.path.join(a.outf, "checkpoint.pth") if a.resume == "auto" else a.resume
+        if not os.path.isfile(path):
+            if a.resume == "auto":
+                self.log("no checkpoint at %s: starting a new run" % path)
+                return
+            raise UserError("--resume: no such checkpoint %s" % path)
+        ckpt = read_checkpoint_file(path)
+        if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "model" not in ckpt:
+            raise UserError("--resume: %s is not a training checkpoint of train.py (use its checkpoint.pth)" % path)
+        saved = ckpt.get("args", {})
+        for key in ("arch", "num_of_layers", "mode"):
+            if key in saved and saved[key] != getattr(a, key) and not (key == "num_of_layers" and a.arch == "ADNet"):
+                raise UserError("--resume: %s was trained with --%s %s, this run asks for %s"
+                                % (path, key, saved[key], getattr(a, key)))
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise UserError("--resume: %s does not fit this model: %s" % (path, str(e).splitlines()[0]))
+        self.scaler.load_state_dict(ckpt.get("scaler") or {})
+        self.epoch, self.step = ckpt["epoch"], ckpt["step"]
+        self.step_in_epoch, self.best_psnr = ckpt.get("step_in_epoch", 0), ckpt.get("best_psnr", -1.0)
+        if "rng_cpu" in ckpt:
+            torch.set_rng_state(ckpt["rng_cpu"])
+        self.log("resumed from %s: %d epochs and %d steps done" % (path, self.epoch, self.step))
+
+    # ------------------------------------------------------------------ training
+    def make_inputs(self, batch_u8):
+        """(clean, noisy) for one batch; the noise depends only on (seed, rank, step)."""
+        a = self.args
+        clean = to_float(batch_u8, self.device, a.channels_last)
+        noisy = add_train_noise(clean, a.mode, a.noiseL, noise_generator(a.seed, self.rank, self.step))
+        return clean, noisy
+
+    def optimize(self, clean, noisy, lr):
+        """One optimizer step; returns the (fp32) loss and the clean estimate."""
+        a = self.args
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.amp_dtype):
+            estimate = denoise(self.net, noisy)
+        # the references' loss: sum of squared errors / 2N, in fp32
+        loss = (estimate.float() - clean).pow(2).sum() / (2 * clean.shape[0])
+        if not torch.isfinite(loss) and not self.scaler.is_enabled():
+            raise UserError("non-finite loss at step %d (epoch %d); last good checkpoint: %s"
+                            % (self.step + 1, self.epoch + 1, os.path.join(a.outf, "checkpoint.pth")))
+        if self.apex:
+            with self.apex.scale_loss(loss, self.optimizer) as scaled:
+                scaled.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return loss, estimate
+
+    def validate(self):
+        """Mean PSNR on the validation images, split over the ranks, seeded noise (the test protocol)."""
+        net = inference_model(self.model, self.device)
+        mine = self.val_images[self.rank::self.world]
+        rows = evaluate(net, mine, self.args.val_noiseL, self.device) if mine else []
+        total = torch.tensor([sum(r["psnr"] for r in rows), float(len(rows))], dtype=torch.float64)
+        if self.world > 1:
+            total = total.to(self.device)
+            torch.distributed.all_reduce(total)
+        self.last_val_rows = rows
+        return (total[0] / total[1]).item()
+
+    def run(self):
+        a = self.args
+        self.prepare_data()
+        self.build()
+        if a.resume:
+            self.resume()
+        if self.is_main and a.tensorboard:
+            from tensorboardX import SummaryWriter
+            self.writer = SummaryWriter(a.outf)
+        steps_per_epoch = len(self.batches)
+        total_steps = steps_per_epoch * a.epochs
+        if a.max_steps:
+            total_steps = min(total_steps, a.max_steps)
+        amp_name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        self.log("%s on %s x%d, amp %s, channels_last %s, %d steps/epoch, global batch %d"
+                 % (a.arch, self.device, self.world, amp_name, a.channels_last, steps_per_epoch, a.batchSize))
+        timed_steps, timed_seconds, last_loss = 0, 0.0, float("nan")
+        run_start = time.time()
+        stopped = False
+        while self.epoch < a.epochs and not stopped:
+            self.batches.set_epoch(self.epoch)
+            lr = lr_at(a, self.epoch, self.step, total_steps)
+            tick = time.time()
+            for batch_u8 in self.batches.batches(skip=self.step_in_epoch):
+                lr = lr_at(a, self.epoch, self.step, total_steps)
+                clean, noisy = self.make_inputs(batch_u8)
+                loss, estimate = self.optimize(clean, noisy, lr)
+                self.step += 1
+                self.step_in_epoch += 1
+                now = time.time()
+                if self.step_in_epoch > WARMUP_STEPS:
+                    timed_steps += 1
+                    timed_seconds += now - tick
+                step_time, tick = now - tick, now
+                if self.step_in_epoch % a.log_every == 0 or self.step_in_epoch == steps_per_epoch:
+                    last_loss = loss.item()
+                    psnr_train = batch_psnr(estimate.detach().float().clamp(0, 1), clean)
+                    fps = a.batchSize * timed_steps / timed_seconds if timed_seconds else a.batchSize / step_time
+                    self.log("[epoch %d][%d/%d] loss: %.4f PSNR_train: %.4f time: %.3f FPS: %.3f"
+                             % (self.epoch + 1, self.step_in_epoch, steps_per_epoch, last_loss, psnr_train,
+                                step_time, fps))
+                    if self.writer:
+                        self.writer.add_scalar("loss", last_loss, self.step)
+                        self.writer.add_scalar("PSNR on training data", psnr_train, self.step)
+                        self.writer.add_scalar("lr", lr, self.step)
+                if a.save_every and self.step % a.save_every == 0:
+                    self.save()
+                if a.max_steps and self.step >= a.max_steps:
+                    stopped = True
+                    break
+                tick = time.time()
+            if not stopped:
+                self.epoch += 1
+                self.step_in_epoch = 0
+            self.end_epoch(lr)
+        fps = a.batchSize * timed_steps / timed_seconds if timed_seconds else 0.0
+        self.log("FPS: %.3f" % fps)
+        self.log("best PSNR_val: %.4f" % self.best_psnr)
+        self.log("loss: %.6f" % last_loss)
+        self.log("training time: %.1f s" % (time.time() - run_start))
+        if self.writer:
+            self.writer.close()
+        return 0
+
+    def end_epoch(self, lr):
+        psnr_val = self.validate()
+        self.log("\n[epoch %d] PSNR_val: %.4f" % (self.epoch + (1 if self.step_in_epoch else 0), psnr_val))
+        if self.writer:
+            self.writer.add_scalar("PSNR on validation data", psnr_val, self.epoch)
+            self.writer.add_scalar("lr_epoch", lr, self.epoch)
+            if self.last_val_rows:
+                row = self.last_val_rows[0]
+                clean = self.val_images[0][1]
+                for tag, img in (("clean image", clean), ("noisy image", row["noisy"].clip(0, 1)),
+                                 ("reconstructed image", row["denoised"])):
+                    self.writer.add_image(tag, img[None], self.epoch)
+        if psnr_val > self.best_psnr:
+            self.best_psnr = psnr_val
+            if self.is_main:
+                atomic_save(plain_state_dict(self.model), os.path.join(self.args.outf, "best_model.pth"))
+        if self.is_main:
+            atomic_save(plain_state_dict(self.model), os.path.join(self.args.outf, "net.pth"))
+        self.save()
+
+
+def relaunch_legacy(args, argv):
+    """ADNet / DnCNN Ascend 8p flags without torchrun: start torchrun with the same arguments."""
+    if "WORLD_SIZE" in os.environ or "RANK_ID" in os.environ or not args.num_gpus or args.num_gpus <= 1:
+        if "RANK_ID" in os.environ and "WORLD_SIZE" not in os.environ and args.num_gpus:
+            os.environ["WORLD_SIZE"] = str(args.num_gpus)  # ADNet port: one shell-started process per RANK_ID
+        return None
+    import subprocess
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.num_gpus),
+           os.path.abspath(__file__)] + list(argv)
+    return subprocess.call(cmd)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    status = relaunch_legacy(args, argv)
+    if status is not None:
+        return status
+    try:
+        return Trainer(args).run()
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,426 @@
+"""Shared plumbing for train.py, test.py, demo.py and friends.
+
+One way to do each thing: image reading, the test noise protocol, metrics,
+the checkpoint loader, atomic saves, device / AMP / distributed set-up, and
+(tiled, BN-folded) inference.
+"""
+import argparse
+import contextlib
+import datetime
+import glob
+import os
+import sys
+import warnings
+
+import numpy as np
+import torch
+
+from models import ARCHS, build_model, denoise, fold_batchnorm, receptive_radius
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+CHECKPOINT_NAMES = ("net.pth", "model_70.pth", "best_model.pth", "net_1p.pth", "net8p.pth")
+
+
+# ----------------------------------------------------------------------------- errors and CLI
+class UserError(Exception):
+    """A problem the user can fix: printed as one line, exit status 2."""
+
+
+class ArgParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag on a single line."""
+
+    def error(self, message):
+        sys.stderr.write("%s: error: %s\n" % (self.prog, message))
+        sys.exit(2)
+
+
+def str2bool(value):
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("1", "true", "yes", "y", "t"):
+        return True
+    if value.lower() in ("0", "false", "no", "n", "f"):
+        return False
+    raise argparse.ArgumentTypeError("expected True or False, got %r" % value)
+
+
+def non_negative(kind):
+    def parse(value):
+        x = kind(value)
+        if x < 0:
+            raise argparse.ArgumentTypeError("must be >= 0, got %s" % value)
+        return x
+    return parse
+
+
+def positive(kind):
+    def parse(value):
+        x = kind(value)
+        if x <= 0:
+            raise argparse.ArgumentTypeError("must be > 0, got %s" % value)
+        return x
+    return parse
+
+
+def run_cli(main):
+    """Run main(); user errors become one line on stderr and a non-zero exit."""
+    try:
+        status = main()
+    except UserError as e:
+        sys.stderr.write("error: %s\n" % e)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    sys.exit(status or 0)
+
+
+def progress(iterable, quiet=False, **kwargs):
+    """tqdm bar, silent when stderr is no terminal or --quiet is given."""
+    from tqdm import tqdm
+    return tqdm(iterable, disable=quiet or not sys.stderr.isatty(), dynamic_ncols=True, **kwargs)
+
+
+# ----------------------------------------------------------------------------- images
+def list_images(folder):
+    """Image files of a folder, sorted; anything else (Thumbs.db, notes) is ignored."""
+    if not os.path.isdir(folder):
+        raise UserError("no such folder: %s" % folder)
+    files = [f for f in glob.glob(os.path.join(folder, "*"))
+             if os.path.isfile(f) and f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(files)
+
+
+def read_image(path):
+    """Gray image as float32 in [0, 1], or None (with a warning) when it cannot be decoded.
+
+    8- and 16-bit files keep their precision; colour (BGR/BGRA) is converted to gray with
+    OpenCV's luma weights. For gray files this equals the references' ``imread(f)[:, :, 0]``.
+    """
+    import cv2
+    img = None
+    if os.path.getsize(path) > 0:
+        with warnings.catch_warnings():
+            img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        warnings.warn("skipping %s: not a readable image" % path)
+        return None
+    if img.ndim == 3:
+        code = cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+        img = cv2.cvtColor(img, code) if img.shape[2] in (3, 4) else img[:, :, 0]
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 65535.0
+    return np.clip(img.astype(np.float32), 0, 1)
+
+
+def read_images(folder):
+    """[(path, float32 HxW)] for every decodable image of a folder; an error when none is."""
+    images = [(f, read_image(f)) for f in list_images(folder)]
+    images = [(f, img) for f, img in images if img is not None]
+    if not images:
+        raise UserError("no usable image in %s" % folder)
+    return images
+
+
+def write_image(path, img):
+    """Write a [0, 1] float image as 8-bit, atomically."""
+    import cv2
+    u8 = np.clip(np.rint(np.asarray(img, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    ext = os.path.splitext(path)[1] or ".png"
+    ok, buf = cv2.imencode(ext, u8)
+    if not ok:
+        raise UserError("cannot encode an image as %s" % ext)
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def resolve_set(data_path, name):
+    """--test_data is a set name under --data_path, or a folder."""
+    for candidate in (os.path.join(data_path, name), name):
+        if os.path.isdir(candidate):
+            return candidate
+    raise UserError("test set %r not found (neither %s nor %s is a folder)"
+                    % (name, os.path.join(data_path, name), name))
+
+
+# ----------------------------------------------------------------------------- noise and metrics
+def add_test_noise(clean, sigma, seed=0):
+    """The test protocol: per image, seed the generator, then N(0, sigma/255) noise of the image's shape.
+
+    Identical to ``torch.manual_seed(seed); torch.FloatTensor(1,1,H,W).normal_(0, sigma/255)``.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.empty(clean.shape, dtype=torch.float32).normal_(0, sigma / 255.0, generator=gen)
+    return clean + noise
+
+
+def psnr(clean, estimate):
+    from skimage.metrics import peak_signal_noise_ratio
+    return float(peak_signal_noise_ratio(np.asarray(clean, np.float32), np.asarray(estimate, np.float32), data_range=1.0))
+
+
+def ssim(clean, estimate):
+    from skimage.metrics import structural_similarity
+    return float(structural_similarity(np.asarray(clean, np.float32), np.asarray(estimate, np.float32), data_range=1.0))
+
+
+def batch_psnr(estimate, clean):
+    """Mean PSNR over a batch of (N, C, H, W) tensors, as the references' batch_PSNR."""
+    est = estimate.detach().float().cpu().numpy()
+    ref = clean.detach().float().cpu().numpy()
+    return sum(psnr(ref[i], est[i]) for i in range(est.shape[0])) / est.shape[0]
+
+
+# ----------------------------------------------------------------------------- atomic files
+def atomic_write_bytes(path, data):
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_save(obj, path):
+    """torch.save to a temporary file, then rename: a crash never leaves a torn checkpoint."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def find_checkpoint(path):
+    """A file as given; in a folder the first of CHECKPOINT_NAMES, else the newest .pth."""
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise UserError("no such checkpoint file or folder: %s" % path)
+    for name in CHECKPOINT_NAMES:
+        if os.path.isfile(os.path.join(path, name)):
+            return os.path.join(path, name)
+    candidates = glob.glob(os.path.join(path, "*.pth"))
+    if not candidates:
+        raise UserError("no .pth checkpoint in %s" % path)
+    return max(candidates, key=os.path.getmtime)
+
+
+def extract_state_dict(obj):
+    """The model weights from any format in the wild, without DataParallel/compile prefixes."""
+    if isinstance(obj, dict):
+        for key in ("model_state_dict", "state_dict", "model", "net"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
+        return None
+    clean = {}
+    for k, v in obj.items():
+        for prefix in ("module.", "_orig_mod."):
+            while k.startswith(prefix):
+                k = k[len(prefix):]
+        clean[k] = v
+    return clean
+
+
+def describe_state_dict(state):
+    """(arch, channels, num_of_layers) read off the keys, or None for a foreign model."""
+    if "dncnn.0.weight" in state:
+        convs = [k for k, v in state.items() if k.startswith("dncnn.") and k.endswith(".weight") and v.dim() == 4]
+        return "DnCNN", state["dncnn.0.weight"].shape[1], len(convs)
+    if "conv1_1.0.weight" in state and "conv3.weight" in state:
+        return "ADNet", state["conv1_1.0.weight"].shape[1], 17
+    return None
+
+
+def read_checkpoint_file(path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for random bytes / foreign pickles
+        raise UserError("cannot read checkpoint %s: %s" % (path, str(e).splitlines()[0] if str(e) else type(e).__name__))
+
+
+def load_model(path, arch=None, num_of_layers=None):
+    """Build the model a checkpoint (file or folder, any known format) describes and load it.
+
+    A forced ``arch`` / ``num_of_layers`` that does not match the checkpoint is a UserError.
+    """
+    file = find_checkpoint(path)
+    state = extract_state_dict(read_checkpoint_file(file))
+    found = describe_state_dict(state) if state else None
+    if found is None:
+        raise UserError("%s holds no DnCNN or ADNet weights" % file)
+    found_arch, channels, layers = found
+    if arch and arch != found_arch:
+        raise UserError("%s is a %s checkpoint, not %s" % (file, found_arch, arch))
+    if num_of_layers and found_arch == "DnCNN" and num_of_layers != layers:
+        raise UserError("%s has %d layers, not %d" % (file, layers, num_of_layers))
+    model = build_model(found_arch, channels, layers, init=False)
+    expected = model.state_dict()
+    for k, v in expected.items():  # checkpoints from PyTorch < 0.4.1 lack num_batches_tracked
+        if k.endswith("num_batches_tracked") and k not in state:
+            state[k] = torch.zeros_like(v)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise UserError("%s does not fit %s-%d: %s" % (file, found_arch, layers, str(e).splitlines()[0]))
+    model.checkpoint_path = file
+    return model.eval()
+
+
+def plain_state_dict(model):
+    """Unwrapped (no DDP/compile prefix) CPU weights."""
+    model = getattr(model, "module", model)
+    model = getattr(model, "_orig_mod", model)
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------- device, AMP, distributed
+def npu_available():
+    try:
+        import torch_npu  # noqa: F401  (registers the 'npu' device)
+    except Exception:
+        return False
+    return hasattr(torch, "npu") and torch.npu.is_available()
+
+
+def select_device(name="auto", local_rank=0):
+    if name == "auto":
+        name = "npu" if npu_available() else "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available")
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        return torch.device("cuda", torch.cuda.current_device())
+    if name == "npu":
+        if not npu_available():
+            raise UserError("--device npu: torch_npu (with Ascend CANN) is not importable or sees no NPU")
+        torch.npu.set_device(local_rank % torch.npu.device_count())
+        return torch.device("npu", torch.npu.current_device())
+    if name != "cpu":
+        raise UserError("unknown device %r (auto, cpu, cuda, npu)" % name)
+    return torch.device("cpu")
+
+
+def cpu_has_fast_bf16():
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def resolve_amp(amp, device):
+    """torch dtype for autocast, or None for fp32. 'auto' picks what the device runs fast."""
+    table = {"none": None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if amp != "auto":
+        if amp not in table:
+            raise UserError("unknown --amp %r (auto, none, bf16, fp16)" % amp)
+        return table[amp]
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_fast_bf16() else None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16  # npu
+
+
+def autocast(device, dtype):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def set_cpu_threads(local_world_size=1):
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, local_world_size)))
+
+
+def dist_env():
+    """(rank, local_rank, world_size) from torchrun's variables, or the ADNet port's RANK_ID."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", os.environ.get("RANK_ID", "0")))
+    local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK_ID", str(rank))))
+    return rank, local, world
+
+
+def init_distributed(device, timeout_s=600):
+    """Join the process group torchrun set up; backend follows the device."""
+    import torch.distributed as dist
+    rank, local, world = dist_env()
+    if world <= 1:
+        return rank, local, world
+    backend = {"cuda": "nccl", "npu": "hccl"}.get(device.type, "gloo")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29500")
+    dist.init_process_group(backend, rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=timeout_s))
+    return rank, local, world
+
+
+# ----------------------------------------------------------------------------- inference
+def inference_model(model, device, fold=True, channels_last=True):
+    """Eval copy for inference: BN folded into the convs, channels_last, on the device."""
+    net = fold_batchnorm(model) if fold else model.eval()
+    net = net.to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net
+
+
+@torch.inference_mode()
+def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True):
+    """Clean estimate for one (1, C, H, W) CPU tensor, whole or in overlapping tiles.
+
+    Tiles overlap by the network's receptive radius, so tiled and whole outputs agree.
+    """
+    def run(x):
+        x = x.to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            y = denoise(net, x)
+        return y.float().cpu()
+
+    h, w = noisy.shape[-2:]
+    if not tile or (h <= tile and w <= tile):
+        return run(noisy)
+    pad = receptive_radius(net)
+    out = torch.empty_like(noisy)
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            ya, xa = max(0, y0 - pad), max(0, x0 - pad)
+            yb, xb = min(h, y1 + pad), min(w, x1 + pad)
+            piece = run(noisy[..., ya:yb, xa:xb])
+            out[..., y0:y1, x0:x1] = piece[..., y0 - ya:y1 - ya, x0 - xa:x1 - xa]
+    return out
+
+
+def add_common_inference_flags(parser):
+    parser.add_argument("--arch", choices=ARCHS, default=None, help="force the architecture (default: from the checkpoint)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "npu"))
+    parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
+                        help="inference precision (bf16 is ~0.02 dB below fp32, several times faster on AMX CPUs)")
+    parser.add_argument("--tile", type=non_negative(int), default=0, help="denoise in tiles of N pixels (0: whole images)")
+    parser.add_argument("--no_fold", action="store_true", help="keep batch-norm layers separate")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True):
+    """Denoise each (path, clean HxW) under the test noise protocol.
+
+    Returns one dict per image: name, psnr, (ssim), noisy and denoised arrays.
+    """
+    rows = []
+    for path, clean in progress(images, quiet=quiet, desc="test", unit="img"):
+        clean_t = torch.from_numpy(clean)[None, None]
+        noisy = add_test_noise(clean_t, sigma, seed)
+        out = denoise_image(net, noisy, device, amp=amp, tile=tile).clamp(0.0, 1.0)
+        est = out[0, 0].numpy()
+        row = {"name": os.path.basename(path), "psnr": psnr(clean, est), "noisy": noisy[0, 0].numpy(), "denoised": est}
+        if with_ssim:
+            row["ssim"] = ssim(clean, est)
+        rows.append(row)
+    return rows
