@@ -30,9 +30,9 @@ def parse_args(argv=None):
 def caption(img, text):
     """Image with a white caption strip above it."""
     import cv2
-    strip = np.ones((24, img.shape[1]), np.float32)
-    cv2.putText(strip, text, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0.0, 1, cv2.LINE_AA)
-    return np.vstack([strip, img])
+    strip = np.full((24, img.shape[1]), 255, np.uint8)
+    cv2.putText(strip, text, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
+    return np.vstack([strip.astype(np.float32) / 255.0, img])
 
 
 def side_by_side(panels):

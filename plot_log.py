@@ -31,7 +31,7 @@ def read_text_log(path):
 
 
 def read_event_file(path):
-    """Scalars 'loss' (by step) and 'PSNR on validation data' (by epoch) from a TFRecord event file."""
+    """Scalars 'loss' (by step) and 'PSNR_val' (by epoch) from a TFRecord event file."""
     from tensorboardX.proto import event_pb2
     series = {}
     with open(path, "rb") as f:
@@ -45,7 +45,7 @@ def read_event_file(path):
             event = event_pb2.Event.FromString(payload)
             for value in event.summary.value:
                 series.setdefault(value.tag, []).append((event.step, value.simple_value))
-    return series.get("loss", []), series.get("PSNR on validation data", [])
+    return series.get("loss", []), series.get("PSNR_val", [])
 
 
 def load_curves(path):

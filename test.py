@@ -6,7 +6,7 @@ import csv
 import io
 import os
 
-import torch
+import numpy as np
 
 from utils import (ArgParser, add_common_inference_flags, atomic_write_bytes, evaluate, inference_model,
                    load_model, non_negative, read_images, resolve_amp, resolve_set, run_cli, select_device,
@@ -54,7 +54,7 @@ def main(argv=None):
     for row in rows:
         print("%s PSNR %f SSIM %f" % (row["name"], row["psnr"], row["ssim"]))
     mean_psnr = sum(r["psnr"] for r in rows) / len(rows)
-    mean_ssim = sum(r["ssim"] for r in rows) / len(rows)
+    mean_ssim = float(np.nanmean([r["ssim"] for r in rows]))
     print("\nPSNR on test data %f" % mean_psnr)
     print("SSIM on test data %f" % mean_ssim)
     if args.save_dir:

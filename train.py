@@ -158,7 +158,7 @@ class Trainer:
         self.net = model
         if self.world > 1:
             ids = [self.device.index] if self.device.type in ("cuda", "npu") else None
-            self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=not a.sync_bn)
+            self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         if a.compile:
             self.net = torch.compile(self.net)
         self.net.train()  # validation runs on a folded copy, so this stays in training mode
@@ -262,7 +262,7 @@ class Trainer:
         amp_name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
         self.log("%s on %s x%d, amp %s, channels_last %s, %d steps/epoch, global batch %d"
                  % (a.arch, self.device, self.world, amp_name, a.channels_last, steps_per_epoch, a.batchSize))
-        timed_steps, timed_seconds, last_loss = 0, 0.0, float("nan")
+        timed_steps, timed_seconds, all_steps, all_seconds, loss = 0, 0.0, 0, 0.0, None
         run_start = time.time()
         stopped = False
         while self.epoch < a.epochs and not stopped:
@@ -276,20 +276,20 @@ class Trainer:
                 self.step += 1
                 self.step_in_epoch += 1
                 now = time.time()
-                if self.step_in_epoch > WARMUP_STEPS:
-                    timed_steps += 1
-                    timed_seconds += now - tick
                 step_time, tick = now - tick, now
+                all_steps, all_seconds = all_steps + 1, all_seconds + step_time
+                if self.step_in_epoch > WARMUP_STEPS:
+                    timed_steps, timed_seconds = timed_steps + 1, timed_seconds + step_time
                 if self.step_in_epoch % a.log_every == 0 or self.step_in_epoch == steps_per_epoch:
-                    last_loss = loss.item()
+                    loss_value = loss.item()
                     psnr_train = batch_psnr(estimate.detach().float().clamp(0, 1), clean)
                     fps = a.batchSize * timed_steps / timed_seconds if timed_seconds else a.batchSize / step_time
                     self.log("[epoch %d][%d/%d] loss: %.4f PSNR_train: %.4f time: %.3f FPS: %.3f"
-                             % (self.epoch + 1, self.step_in_epoch, steps_per_epoch, last_loss, psnr_train,
+                             % (self.epoch + 1, self.step_in_epoch, steps_per_epoch, loss_value, psnr_train,
                                 step_time, fps))
                     if self.writer:
-                        self.writer.add_scalar("loss", last_loss, self.step)
-                        self.writer.add_scalar("PSNR on training data", psnr_train, self.step)
+                        self.writer.add_scalar("loss", loss_value, self.step)
+                        self.writer.add_scalar("PSNR_train", psnr_train, self.step)
                         self.writer.add_scalar("lr", lr, self.step)
                 if a.save_every and self.step % a.save_every == 0:
                     self.save()
@@ -301,10 +301,12 @@ class Trainer:
                 self.epoch += 1
                 self.step_in_epoch = 0
             self.end_epoch(lr)
+        if not timed_steps:  # a run shorter than the warm-up: report what there is
+            timed_steps, timed_seconds = all_steps, all_seconds
         fps = a.batchSize * timed_steps / timed_seconds if timed_seconds else 0.0
         self.log("FPS: %.3f" % fps)
         self.log("best PSNR_val: %.4f" % self.best_psnr)
-        self.log("loss: %.6f" % last_loss)
+        self.log("loss: %.6f" % (loss.item() if loss is not None else float("nan")))
         self.log("training time: %.1f s" % (time.time() - run_start))
         if self.writer:
             self.writer.close()
@@ -314,13 +316,13 @@ class Trainer:
         psnr_val = self.validate()
         self.log("\n[epoch %d] PSNR_val: %.4f" % (self.epoch + (1 if self.step_in_epoch else 0), psnr_val))
         if self.writer:
-            self.writer.add_scalar("PSNR on validation data", psnr_val, self.epoch)
+            self.writer.add_scalar("PSNR_val", psnr_val, self.epoch)
             self.writer.add_scalar("lr_epoch", lr, self.epoch)
             if self.last_val_rows:
                 row = self.last_val_rows[0]
                 clean = self.val_images[0][1]
-                for tag, img in (("clean image", clean), ("noisy image", row["noisy"].clip(0, 1)),
-                                 ("reconstructed image", row["denoised"])):
+                for tag, img in (("images/clean", clean), ("images/noisy", row["noisy"].clip(0, 1)),
+                                 ("images/denoised", row["denoised"])):
                     self.writer.add_image(tag, img[None], self.epoch)
         if psnr_val > self.best_psnr:
             self.best_psnr = psnr_val
@@ -332,15 +334,26 @@ class Trainer:
 
 
 def relaunch_legacy(args, argv):
-    """ADNet / DnCNN Ascend 8p flags without torchrun: start torchrun with the same arguments."""
-    if "WORLD_SIZE" in os.environ or "RANK_ID" in os.environ or not args.num_gpus or args.num_gpus <= 1:
-        if "RANK_ID" in os.environ and "WORLD_SIZE" not in os.environ and args.num_gpus:
-            os.environ["WORLD_SIZE"] = str(args.num_gpus)  # ADNet port: one shell-started process per RANK_ID
+    """Map the Ascend ports' launch styles onto torchrun's environment; returns an exit status if it relaunched.
+
+    ADNet port: one shell-started process per RANK_ID with --num_gpus/--world_size N (and --local_rank).
+    DnCNN 8p port: one process with --gpu_use_num N --device-list 0,...: started again here under torchrun.
+    """
+    if "WORLD_SIZE" in os.environ or not args.num_gpus or args.num_gpus <= 1:
+        return None
+    if "RANK_ID" in os.environ:
+        os.environ["WORLD_SIZE"] = str(args.num_gpus)
+        if args.local_rank is not None:
+            os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
         return None
     import subprocess
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.num_gpus),
+    env = dict(os.environ)
+    if args.device_list:
+        env.setdefault("CUDA_VISIBLE_DEVICES", args.device_list)
+        env.setdefault("ASCEND_RT_VISIBLE_DEVICES", args.device_list)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.num_gpus),
            os.path.abspath(__file__)] + list(argv)
-    return subprocess.call(cmd)
+    return subprocess.call(cmd, env=env)
 
 
 def main(argv=None):

@@ -10,7 +10,6 @@ import datetime
 import glob
 import os
 import sys
-import warnings
 
 import numpy as np
 import torch
@@ -62,6 +61,10 @@ def positive(kind):
     return parse
 
 
+def warn(message):
+    sys.stderr.write("warning: %s\n" % message)
+
+
 def run_cli(main):
     """Run main(); user errors become one line on stderr and a non-zero exit."""
     try:
@@ -98,12 +101,9 @@ def read_image(path):
     OpenCV's luma weights. For gray files this equals the references' ``imread(f)[:, :, 0]``.
     """
     import cv2
-    img = None
-    if os.path.getsize(path) > 0:
-        with warnings.catch_warnings():
-            img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED) if os.path.getsize(path) > 0 else None
     if img is None or img.size == 0:
-        warnings.warn("skipping %s: not a readable image" % path)
+        warn("skipping %s: not a readable image" % path)
         return None
     if img.ndim == 3:
         code = cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY
@@ -161,8 +161,14 @@ def psnr(clean, estimate):
 
 
 def ssim(clean, estimate):
+    """scikit-image SSIM (7x7 window; smaller odd window for images under 7 pixels, NaN under 3)."""
     from skimage.metrics import structural_similarity
-    return float(structural_similarity(np.asarray(clean, np.float32), np.asarray(estimate, np.float32), data_range=1.0))
+    side = min(np.shape(clean)[-2:])
+    win = min(7, side if side % 2 else side - 1)
+    if win < 3:
+        return float("nan")
+    return float(structural_similarity(np.asarray(clean, np.float32), np.asarray(estimate, np.float32),
+                                       data_range=1.0, win_size=win))
 
 
 def batch_psnr(estimate, clean):

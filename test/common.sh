@@ -1,0 +1,106 @@
+# Shared by the test/*.sh wrappers (Ascend ModelZoo conventions). Source it; do not run it.
+# Flags: --data_path= (training), --arch=DnCNN|ADNet, --device_id=, --nproc=, --epochs=, --batch_size=,
+#        --mode=S|B, --noiseL=, --nnodes=, --node_rank=, --master_addr=, --master_port=; all else goes to the script.
+test_path_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cur_path=$(dirname "$test_path_dir")
+data_path=""; arch=DnCNN; device_id=${ASCEND_DEVICE_ID:-0}; nproc=""; epochs=""; batch_size=128; mode=S; noiseL=25
+nnodes=1; node_rank=0; master_addr=""; master_port=29500; pth_path=""; test_data=Set68
+extra_args=()
+for para in "$@"; do
+  case "$para" in
+    --data_path=*) data_path=${para#*=};;
+    --arch=*) arch=${para#*=};;
+    --device_id=*) device_id=${para#*=};;
+    --nproc=*) nproc=${para#*=};;
+    --epochs=*) epochs=${para#*=};;
+    --batch_size=*) batch_size=${para#*=};;
+    --mode=*) mode=${para#*=};;
+    --noiseL=*) noiseL=${para#*=};;
+    --nnodes=*) nnodes=${para#*=};;
+    --node_rank=*) node_rank=${para#*=};;
+    --master_addr=*) master_addr=${para#*=};;
+    --master_port=*) master_port=${para#*=};;
+    --pth_path=*) pth_path=${para#*=};;
+    --test_data=*) test_data=${para#*=};;
+    *) extra_args+=("$para");;
+  esac
+done
+export ASCEND_DEVICE_ID=$device_id
+case "$arch" in DnCNN|ADNet) ;; *) echo "error: --arch must be DnCNN or ADNet, got '$arch'" >&2; exit 2;; esac
+Network=$arch
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$cur_path/.venv/bin/python" ]; then PYTHON="$cur_path/.venv/bin/python"; else PYTHON=python3; fi
+fi
+# Ascend CANN environment, only where it is installed.
+if [ -d /usr/local/Ascend ] && [ -f "$test_path_dir/env_npu.sh" ]; then source "$test_path_dir/env_npu.sh"; fi
+out_dir="$test_path_dir/output/$ASCEND_DEVICE_ID"
+mkdir -p "$out_dir"
+
+require_data_path() {
+  if [ -z "$data_path" ]; then echo "error: --data_path=DIR is required (a folder holding train/ and Set12/)" >&2; exit 2; fi
+  if [ ! -d "$data_path" ]; then echo "error: --data_path=$data_path is not a folder" >&2; exit 2; fi
+}
+
+# Devices of this machine's accelerator, or 0 on CPU.
+accelerator_count() {
+  "$PYTHON" - <<'PY' 2>/dev/null || echo 0
+import torch
+try:
+    import torch_npu  # noqa: F401
+    print(torch.npu.device_count()); raise SystemExit
+except ImportError:
+    pass
+print(torch.cuda.device_count() if torch.cuda.is_available() else 0)
+PY
+}
+
+# run_training RANKS CASE_KIND TRAIN_ARGS... : trains, writes the Ascend log files, exits with training's status.
+run_training() {
+  local wanted=$1 kind=$2; shift 2
+  local devices; devices=$(accelerator_count)
+  RankSize=${nproc:-$wanted}
+  if [ "$devices" -gt 0 ] && [ "$RankSize" -gt "$devices" ]; then RankSize=$devices; fi
+  BatchSize=$batch_size
+  DeviceType=$(uname -m)
+  CaseName=${Network}_bs${BatchSize}_${RankSize}p_${kind}
+  local h5_dir="$test_path_dir/output/h5/${arch}_${mode}"
+  local preprocess=False
+  [ -f "$h5_dir/train.h5" ] || preprocess=True
+  local log="$out_dir/train_${ASCEND_DEVICE_ID}.log"
+  local epoch_args=(); [ -n "$epochs" ] && epoch_args=(--epochs "$epochs")
+  local launcher=("$PYTHON")
+  if [ "$RankSize" -gt 1 ] || [ "$nnodes" -gt 1 ]; then
+    launcher=("$PYTHON" -m torch.distributed.run --nproc_per_node="$RankSize" --nnodes="$nnodes" --node_rank="$node_rank")
+    if [ -n "$master_addr" ]; then launcher+=(--master_addr="$master_addr" --master_port="$master_port"); else launcher+=(--standalone); fi
+    [ "$devices" -gt 0 ] || export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+  fi
+  local start; start=$(date +%s)
+  set -o pipefail
+  "${launcher[@]}" "$cur_path/train.py" --data_path "$data_path" --preprocess "$preprocess" --h5_dir "$h5_dir" \
+      --arch "$arch" --mode "$mode" --noiseL "$noiseL" --val_noiseL "$noiseL" --batchSize "$BatchSize" \
+      --outf "$out_dir/ckpt_${CaseName}" --quiet "${epoch_args[@]}" "$@" "${extra_args[@]}" 2>&1 | tee "$log"
+  local status=${PIPESTATUS[0]}
+  local e2e_time=$(( $(date +%s) - start ))
+  local FPS ActualLoss train_accuracy TrainingTime
+  FPS=$(grep -a '^FPS:' "$log" | tail -1 | awk '{print $2}')
+  ActualLoss=$(grep -a '^loss:' "$log" | tail -1 | awk '{print $2}')
+  train_accuracy=$(grep -a 'best PSNR_val:' "$log" | tail -1 | awk '{print $3}')
+  TrainingTime=$(awk -v b="$BatchSize" -v f="${FPS:-0}" 'BEGIN { if (f > 0) printf "%.2f", b * 1000 / f; else print "NaN" }')
+  echo "------------------ Final result ------------------"
+  echo "Final Performance images/sec : ${FPS:-NaN}"
+  echo "Final Train Accuracy : ${train_accuracy:-NaN}"
+  echo "E2E Training Duration sec : $e2e_time"
+  {
+    echo "Network = ${Network}"
+    echo "RankSize = ${RankSize}"
+    echo "BatchSize = ${BatchSize}"
+    echo "DeviceType = ${DeviceType}"
+    echo "CaseName = ${CaseName}"
+    echo "ActualFPS = ${FPS:-NaN}"
+    echo "TrainingTime = ${TrainingTime}"
+    echo "TrainAccuracy = ${train_accuracy:-NaN}"
+    echo "ActualLoss = ${ActualLoss:-NaN}"
+    echo "E2ETrainingTime = ${e2e_time}"
+  } > "$out_dir/${CaseName}.log"
+  return "$status"
+}

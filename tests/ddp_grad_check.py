@@ -1,0 +1,31 @@
+"""Helper for test_distributed: gradients of one step on a fixed global batch, run under torchrun or alone."""
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dataset import to_float  # noqa: E402
+from train import Trainer, parse_args  # noqa: E402
+
+
+def main(h5_dir, out_file):
+    args = parse_args(["--h5_dir", h5_dir, "--outf", os.path.dirname(out_file), "--amp", "none", "--num_of_layers", "5",
+                       "--batchSize", "8", "--tensorboard", "False", "--quiet"])
+    trainer = Trainer(args)
+    trainer.prepare_data()
+    trainer.build()
+    clean = to_float(trainer.batches.patches[:8], trainer.device)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(123))
+    per_rank = 8 // trainer.world
+    mine = slice(trainer.rank * per_rank, (trainer.rank + 1) * per_rank)
+    trainer.net.eval()  # batch-norm in eval mode: each rank's statistics would differ otherwise
+    trainer.optimize(clean[mine], noisy[mine], lr=0.0)
+    if trainer.rank == 0:
+        torch.save({k: p.grad.clone() for k, p in trainer.model.named_parameters()}, out_file)
+    if trainer.world > 1:
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,132 @@
+"""ONNX export, saved images + CSV, demo comparisons, training-curve plots, the test/ wrappers."""
+import csv
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, SHARED, needs_shared, run_script
+from models import build_model
+
+WRAPPER_ENV = dict(os.environ, OMP_NUM_THREADS="1", max_steps="3")
+
+
+@pytest.fixture(scope="module")
+def small_ckpt(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("small")
+    torch.manual_seed(0)
+    torch.save(build_model("DnCNN", num_of_layers=5).state_dict(), folder / "net.pth")
+    return folder
+
+
+def _onnx_matches_torch(ckpt, onnx_path):
+    import onnxruntime as ort
+    from utils import load_model
+    model = load_model(ckpt)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    for shape in ((1, 1, 40, 56), (2, 1, 73, 31)):
+        x = np.random.RandomState(0).rand(*shape).astype(np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        got = session.run(None, {"input": x})[0]
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() <= 1e-4
+
+
+def test_onnx_export_small_model(small_ckpt, tmp_path):
+    out = run_script("pth2onnx.py", str(small_ckpt), str(tmp_path / "m.onnx"))
+    assert out.returncode == 0, out.stderr
+    _onnx_matches_torch(str(small_ckpt), tmp_path / "m.onnx")
+
+
+@needs_shared
+@pytest.mark.parametrize("ckpt", ["saoyan/DnCNN-B", "adnet/g15"])
+def test_onnx_export_reference_checkpoints(ckpt, tmp_path):
+    path = os.path.join(SHARED, "reference_weights", ckpt)
+    out = subprocess.run(["bash", os.path.join(ROOT, "test", "pth2onnx.sh"), "--pth_path=" + path,
+                          str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    _onnx_matches_torch(path, tmp_path / "m.onnx")
+
+
+def test_test_py_saves_images_and_csv(small_ckpt, tiny_data, tmp_path):
+    out = run_script("test.py", "--logdir", str(small_ckpt), "--data_path", tiny_data, "--test_data", "Set12",
+                     "--save_dir", str(tmp_path), "--save_noisy", "--quiet")
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert [r["image"] for r in rows] == ["00.png", "01.png"]
+    mean = float(re.search(r"PSNR on test data ([\d.]+)", out.stdout).group(1))
+    assert abs(np.mean([float(r["psnr"]) for r in rows]) - mean) < 1e-3
+    assert all(0 < float(r["ssim"]) <= 1 for r in rows)
+    assert sorted(os.listdir(tmp_path)) == ["00_denoised.png", "00_noisy.png", "01_denoised.png", "01_noisy.png",
+                                            "results.csv"]
+
+
+def test_bf16_and_tiled_inference_stay_close(small_ckpt, tiny_data):
+    def mean_psnr(*extra):
+        out = run_script("test.py", "--logdir", str(small_ckpt), "--data_path", tiny_data, "--quiet", *extra)
+        assert out.returncode == 0, out.stderr
+        return float(re.search(r"PSNR on test data ([\d.]+)", out.stdout).group(1))
+    fp32 = mean_psnr()
+    assert abs(mean_psnr("--tile", "16") - fp32) < 1e-4
+    assert abs(mean_psnr("--no_fold") - fp32) < 1e-3
+    assert abs(mean_psnr("--amp", "bf16") - fp32) < 0.1
+
+
+def test_demo_writes_denoised_and_comparison_per_input(small_ckpt, tiny_data, tmp_path):
+    import cv2
+    out = run_script("demo.py", "--demo_img_path", os.path.join(tiny_data, "Set12"), "--demo_pth_path",
+                     str(small_ckpt), "--out", str(tmp_path), "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert sorted(os.listdir(tmp_path)) == ["00_compare.png", "00_denoised.png", "01_compare.png", "01_denoised.png"]
+    compare = cv2.imread(str(tmp_path / "00_compare.png"), cv2.IMREAD_UNCHANGED)
+    assert compare.shape[1] > 3 * 56  # noisy | denoised | clean
+    assert re.search(r"00.png PSNR [\d.]+ \(noisy [\d.]+\)", out.stdout)
+    out = run_script("demo.py", "--demo_img_path", os.path.join(tiny_data, "Set12"), "--demo_pth_path",
+                     str(small_ckpt), "--out", str(tmp_path / "real"), "--test_noiseL", "0", "--quiet")
+    assert out.returncode == 0 and "00.png denoised" in out.stdout
+
+
+def test_plot_from_log_and_from_events(tiny_h5, tmp_path):
+    run = tmp_path / "run"
+    out = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(run), "--batchSize", "16", "--num_of_layers", "5",
+                     "--epochs", "2", "--log_every", "2", "--quiet")
+    assert out.returncode == 0, out.stderr
+    for source in (run / "train.log", run):
+        png = tmp_path / ("curves_%s.png" % source.name)
+        out = run_script("plot_log.py", str(source), str(png))
+        assert out.returncode == 0, out.stderr
+        assert "2 validation points" in out.stdout
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    events = next(f for f in os.listdir(run) if f.startswith("events.out"))
+    out = run_script("plot_log.py", str(run / events), str(tmp_path / "ev.png"))
+    assert out.returncode == 0 and "2 validation points" in out.stdout
+
+
+def test_wrappers_end_to_end(tiny_data, tmp_path):
+    def wrapper(name, *args):
+        return subprocess.run(["bash", os.path.join(ROOT, "test", name), *args], capture_output=True, text=True,
+                              env=WRAPPER_ENV, timeout=600)
+    out = wrapper("train_performance_8p.sh", "--data_path=" + tiny_data, "--nproc=2", "--batch_size=16",
+                  "--num_of_layers", "5", "--device_id=7")
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"Final Performance images/sec : [\d.]+", out.stdout)
+    assert re.search(r"Final Train Accuracy : [\d.]+", out.stdout)
+    assert re.search(r"E2E Training Duration sec : \d+", out.stdout)
+    out_dir = os.path.join(ROOT, "test", "output", "7")
+    keys = dict(line.split(" = ") for line in open(os.path.join(out_dir, "DnCNN_bs16_2p_perf.log")).read().splitlines())
+    assert keys["RankSize"] == "2" and keys["BatchSize"] == "16" and keys["CaseName"] == "DnCNN_bs16_2p_perf"
+    fps = float(keys["ActualFPS"])
+    assert fps > 0 and abs(float(keys["TrainingTime"]) - 16 * 1000 / fps) < 0.01
+    assert float(keys["ActualLoss"]) > 0 and float(keys["TrainAccuracy"]) > 0
+    assert os.path.isfile(os.path.join(out_dir, "train_7.log"))
+    out = wrapper("train_eval_8p.sh", "--data_path=" + tiny_data, "--test_data=Set12", "--device_id=7")
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"Final Test Accuracy : [\d.]+", out.stdout)
+    out = wrapper("train_full_1p.sh", "--arch=ADNet")
+    assert out.returncode == 2 and "--data_path=DIR is required" in out.stderr
+    failing = wrapper("train_performance_1p.sh", "--data_path=" + tiny_data, "--batch_size=0", "--device_id=7")
+    assert failing.returncode != 0
