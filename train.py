@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from dataset import PatchBatches, add_train_noise, load_train_patches, load_val_images, prepare_data, to_float
-from models import ARCHS, build_model, denoise
+from models import build_model, denoise
 from preprocess import add_preprocess_flags
 from utils import (ArgParser, UserError, atomic_save, autocast, batch_psnr, dist_env, evaluate, inference_model,
                    init_distributed, non_negative, plain_state_dict, positive, read_checkpoint_file, resolve_amp,

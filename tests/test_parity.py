@@ -12,7 +12,6 @@ DATA = os.path.join(SHARED, "data")
 CASES = [  # checkpoint, set, sigma, reference PSNR
     ("saoyan/DnCNN-S-25", "Set12", 25, 30.3949),
     ("saoyan/DnCNN-S-15", "Set12", 15, 32.8377),
-    ("saoyan/DnCNN-B", "Set12", 25, 30.3439),
     ("saoyan/DnCNN-B", "Set12", 50, 27.1368),
     ("adnet/g25", "Set12", 25, 30.5760),
     ("adnet/g50", "Set68", 50, 26.2875),

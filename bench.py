@@ -1,0 +1,287 @@
+"""Benchmarks (never run by the tests): training and inference speed, reference-style vs this port.
+
+    python bench.py                      # everything below, both models (make bench)
+    python bench.py --only train         # train | eval | preprocess | ceiling
+    python bench.py --convergence        # bf16 vs fp32: same short run, validation PSNR
+
+Reference-equivalent training = what SaoYan's / the ADNet authors' loops do: fp32, contiguous NCHW,
+one h5 dataset per patch reopened for every sample, and a second (eval) forward per step to print a
+training PSNR. The fast configuration is train.py's default (bf16 autocast where the CPU has AMX or
+AVX512-BF16, channels_last, in-memory uint8 patches, one forward).
+Figures are medians over the timed steps; the machine is shared, so compare ratios within one run.
+"""
+import glob
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from dataset import PATCH_DEFAULTS, add_train_noise, prepare_data, to_float
+from models import build_model, denoise
+from utils import (ArgParser, batch_psnr, denoise_image, inference_model, list_images, resolve_amp, run_cli,
+                   set_cpu_threads)
+
+SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data")
+
+
+def median_time(fn, steps, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def conv_flops_per_pixel(model):
+    """Multiply-adds x2 of every conv, per output pixel (all convs here keep the resolution)."""
+    return sum(2 * m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+               for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def measured_conv_gflops(dtype, batch=128, size=40):
+    """fwd+bwd GFLOP/s of a 64->64 3x3 convolution in `dtype`, channels_last, as in training."""
+    dtype = dtype or torch.float32
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(dtype).to(memory_format=torch.channels_last)
+    x = torch.randn(batch, 64, size, size, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    grad = torch.ones(batch, 64, size, size, dtype=dtype).contiguous(memory_format=torch.channels_last)
+
+    def step():
+        conv(x).backward(grad)
+    seconds = median_time(step, 5, 2)
+    return 3 * 2 * batch * size * size * 64 * 64 * 9 / seconds / 1e9
+
+
+# ----------------------------------------------------------------------------- reference-style data
+def write_reference_h5(patches_u8, path):
+    """The references' train.h5: one float32 dataset per patch."""
+    import h5py
+    with h5py.File(path, "w") as f:
+        for i, p in enumerate(patches_u8):
+            f.create_dataset(str(i), data=p.astype(np.float32) / 255.0)
+
+
+class ReferenceDataset(torch.utils.data.Dataset):
+    """SaoYan's Dataset: the h5 file is opened, read and closed for every sample."""
+
+    def __init__(self, path):
+        import h5py
+        self.path = path
+        with h5py.File(path, "r") as f:
+            self.keys = list(f.keys())
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __getitem__(self, index):
+        import h5py
+        with h5py.File(self.path, "r") as f:
+            return torch.Tensor(np.array(f[self.keys[index]]))
+
+
+def reference_train_fps(arch, patches_u8, batch, steps, warmup, tmp):
+    path = os.path.join(tmp, "ref_%s.h5" % arch)
+    write_reference_h5(patches_u8[:batch * (steps + warmup)], path)
+    loader = torch.utils.data.DataLoader(ReferenceDataset(path), batch_size=batch, shuffle=True, num_workers=2)
+    model = build_model(arch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batches = iter(loader)
+    gen = torch.Generator().manual_seed(0)
+
+    def step():
+        clean = next(batches)
+        noisy = add_train_noise(clean, "S", 25, gen)
+        model.train()
+        optimizer.zero_grad()
+        loss = (denoise(model, noisy) - clean).pow(2).sum() / (2 * len(clean))
+        loss.backward()
+        optimizer.step()
+        model.eval()  # the references' second forward, only to print a training PSNR
+        with torch.no_grad():
+            batch_psnr(denoise(model, noisy).clamp(0, 1), clean)
+    return batch / median_time(step, steps, warmup)
+
+
+def fast_train_fps(arch, patches_u8, batch, steps, warmup):
+    device = torch.device("cpu")
+    amp = resolve_amp("auto", device)
+    model = build_model(arch).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    patches = torch.from_numpy(patches_u8)
+    gen = torch.Generator().manual_seed(0)
+
+    def step():
+        idx = torch.randint(0, len(patches), (batch,), generator=gen)
+        clean = to_float(patches[idx], device)
+        noisy = add_train_noise(clean, "S", 25, gen)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+            estimate = denoise(model, noisy)
+        ((estimate.float() - clean).pow(2).sum() / (2 * batch)).backward()
+        optimizer.step()
+    return batch / median_time(step, steps, warmup)
+
+
+def load_images(data_dir, count=8):
+    from utils import read_image
+    files = list_images(data_dir)[:count] if os.path.isdir(data_dir) else []
+    images = [read_image(f) for f in files]
+    if not images:  # no data set here: synthetic BSD68-sized images
+        rng = np.random.RandomState(0)
+        images = [rng.rand(321, 481).astype(np.float32) for _ in range(count)]
+    return images
+
+
+def training_patches(arch, data_dir, tmp):
+    size = PATCH_DEFAULTS[(arch, "S")][0]
+    if os.path.isdir(os.path.join(data_dir, "train")):
+        import h5py
+        prepare_data(data_dir, os.path.join(tmp, arch), arch, "S", patch_size=size, stride=20, quiet=True)
+        with h5py.File(os.path.join(tmp, arch, "train.h5")) as f:
+            return f["data"][:4096]
+    rng = np.random.RandomState(0)
+    return rng.randint(0, 256, (4096, 1, size, size), dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------- sections
+def bench_train(args, tmp):
+    print("\n## Training, batch %d, sigma 25 (patches/s, median of %d steps)" % (args.batch, args.steps))
+    bf16_gflops = measured_conv_gflops(resolve_amp("auto", torch.device("cpu")))
+    print("| model | patch | reference-style | this port | ratio | ceiling | of ceiling |")
+    print("|---|---|---|---|---|---|---|")
+    for arch in args.archs:
+        patches = training_patches(arch, args.data, tmp)
+        size = patches.shape[-1]
+        ref = reference_train_fps(arch, patches, args.batch, max(2, args.steps // 2), 1, tmp)
+        fast = fast_train_fps(arch, patches, args.batch, args.steps, 2)
+        gflop_per_patch = 3 * conv_flops_per_pixel(build_model(arch)) * size * size / 1e9
+        ceiling = bf16_gflops / gflop_per_patch
+        print("| %s | %dx%d | %.1f | %.1f | %.1fx | %.0f | %.0f%% |"
+              % (arch, size, size, ref, fast, fast / ref, ceiling, 100 * fast / ceiling), flush=True)
+    print("ceiling = measured bf16 64->64 3x3 conv fwd+bwd (%.0f GFLOP/s) / conv GFLOP per patch (fwd+bwd)"
+          % bf16_gflops)
+
+
+def bench_eval(args, tmp):
+    images = load_images(os.path.join(args.data, "Set68"))
+    print("\n## Inference on %d Set68 images (%dx%d), images/s" % ((len(images),) + images[0].shape))
+    print("| model | reference-style fp32 | this port fp32 | ratio | this port bf16 | ratio |")
+    print("|---|---|---|---|---|---|")
+    device = torch.device("cpu")
+    for arch in args.archs:
+        torch.manual_seed(0)
+        model = build_model(arch).eval()
+        tensors = [torch.from_numpy(img)[None, None] for img in images]
+
+        def reference():
+            with torch.no_grad():
+                for x in tensors:
+                    denoise(model, x).clamp(0, 1)
+        net = inference_model(model, device)
+
+        def fast(amp):
+            return lambda: [denoise_image(net, x, device, amp=amp).clamp(0, 1) for x in tensors]
+        ref = len(images) / median_time(reference, 3, 1)
+        fp32 = len(images) / median_time(fast(None), 3, 1)
+        bf16 = len(images) / median_time(fast(torch.bfloat16), 3, 1)
+        print("| %s | %.2f | %.2f | %.2fx | %.2f | %.2fx |" % (arch, ref, fp32, fp32 / ref, bf16, bf16 / ref), flush=True)
+
+
+def reference_preprocess(data_dir, out, patch_size=40, stride=10):
+    """The reference prepare_data (training part): float32 patches, one h5 dataset each."""
+    import cv2
+    import h5py
+    from dataset import image_to_patches
+    files = sorted(glob.glob(os.path.join(data_dir, "train", "*.png")))
+    n = 0
+    with h5py.File(out, "w") as f:
+        for path in files:
+            img = cv2.imread(path)
+            h, w, _ = img.shape
+            for s in (1, 0.9, 0.8, 0.7):
+                scaled = cv2.resize(img, (int(h * s), int(w * s)), interpolation=cv2.INTER_CUBIC)
+                scaled = np.float32(scaled[:, :, 0] / 255.0)
+                for p in image_to_patches(scaled, patch_size, stride):
+                    f.create_dataset(str(n), data=p[None].copy())
+                    n += 1
+    return n
+
+
+def bench_preprocess(args, tmp):
+    if not os.path.isdir(os.path.join(args.data, "train")):
+        print("\n## Preprocessing: skipped (no %s/train)" % args.data)
+        return
+    print("\n## Preprocessing the DnCNN-S set (%s/train)" % args.data)
+    start = time.perf_counter()
+    reference_preprocess(args.data, os.path.join(tmp, "ref_train.h5"))
+    ref = time.perf_counter() - start
+    start = time.perf_counter()
+    prepare_data(args.data, os.path.join(tmp, "ours"), "DnCNN", "S", quiet=True)
+    ours = time.perf_counter() - start
+    size = lambda p: os.path.getsize(p) / 2 ** 20  # noqa: E731
+    print("| | seconds | train.h5 MiB |\n|---|---|---|")
+    print("| reference-style | %.1f | %.0f |" % (ref, size(os.path.join(tmp, "ref_train.h5"))))
+    print("| this port | %.1f | %.0f |" % (ours, size(os.path.join(tmp, "ours", "train.h5"))))
+    print("speed-up %.1fx" % (ref / ours))
+
+
+def bench_ceiling(args, tmp):
+    print("\n## Measured 64->64 3x3 convolution, batch %d, 40x40, channels_last (fwd+bwd GFLOP/s)" % args.batch)
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        print("%s: %.0f" % (name, measured_conv_gflops(dtype, args.batch)))
+
+
+def convergence(args, tmp):
+    """Same seed, same steps, cosine lr to ~0, fp32 vs bf16: validation PSNR on Set12 (sigma 25)."""
+    import re
+    import subprocess
+    if not os.path.isdir(os.path.join(args.data, "train")):
+        print("convergence needs %s/train" % args.data)
+        return
+    print("\n## bf16 vs fp32 training: DnCNN-S, batch %d, %d steps, same seed" % (args.batch, args.conv_steps))
+    h5 = os.path.join(tmp, "conv_h5")
+    prepare_data(args.data, h5, "DnCNN", "S", quiet=True)
+    for amp in ("none", "bf16"):
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "train.py", "--h5_dir", h5, "--outf", os.path.join(tmp, "conv_" + amp),
+                              "--amp", amp, "--batchSize", str(args.batch), "--max_steps", str(args.conv_steps),
+                              "--tensorboard", "False", "--quiet", "--log_every", "1000", "--lr_schedule", "cosine"],
+                             capture_output=True, text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+        psnr = re.search(r"best PSNR_val: ([\d.]+)", out.stdout)
+        print("%s: PSNR_val %s dB, %.0f s" % (amp, psnr.group(1) if psnr else "failed: " + out.stderr[-300:],
+                                              time.perf_counter() - start), flush=True)
+
+
+def main(argv=None):
+    p = ArgParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "data")
+    p.add_argument("--only", choices=("train", "eval", "preprocess", "ceiling"), default=None)
+    p.add_argument("--archs", nargs="+", default=["DnCNN", "ADNet"])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=6, help="timed training steps per configuration")
+    p.add_argument("--convergence", action="store_true")
+    p.add_argument("--conv_steps", type=int, default=300)
+    args = p.parse_args(argv)
+    set_cpu_threads()
+    print("# bench.py on %s, torch %s, %d threads, bf16 autocast: %s"
+          % (os.uname().machine, torch.__version__, torch.get_num_threads(), resolve_amp("auto", torch.device("cpu"))))
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.convergence:
+            convergence(args, tmp)
+            return 0
+        sections = {"ceiling": bench_ceiling, "train": bench_train, "eval": bench_eval, "preprocess": bench_preprocess}
+        for name, fn in sections.items():
+            if args.only in (None, name):
+                fn(args, tmp)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
