@@ -10,13 +10,14 @@ import time
 
 import torch
 import torch.nn as nn
+from tqdm import tqdm
 
 from dataset import PatchBatches, add_train_noise, load_train_patches, load_val_images, prepare_data, to_float
 from models import build_model, denoise
 from preprocess import add_preprocess_flags
 from utils import (ArgParser, UserError, atomic_save, autocast, batch_psnr, dist_env, evaluate, inference_model,
-                   init_distributed, non_negative, plain_state_dict, positive, read_checkpoint_file, resolve_amp,
-                   run_cli, select_device, set_cpu_threads, str2bool)
+                   init_distributed, non_negative, plain_state_dict, positive, progress, read_checkpoint_file,
+                   resolve_amp, run_cli, select_device, set_cpu_threads, str2bool)
 
 WARMUP_STEPS = 5  # steps left out of the FPS figure (allocator, oneDNN kernel selection)
 
@@ -116,7 +117,8 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def log(self, msg):
         if self.is_main:
-            print(msg, flush=True)
+            tqdm.write(msg)  # keeps a progress bar (terminal only) below the log lines
+            sys.stdout.flush()
             with open(os.path.join(self.args.outf, "train.log"), "a") as f:
                 f.write(msg + "\n")
 
@@ -269,7 +271,10 @@ class Trainer:
             self.batches.set_epoch(self.epoch)
             lr = lr_at(a, self.epoch, self.step, total_steps)
             tick = time.time()
-            for batch_u8 in self.batches.batches(skip=self.step_in_epoch):
+            bar = progress(self.batches.batches(skip=self.step_in_epoch), quiet=a.quiet or not self.is_main,
+                           total=steps_per_epoch, initial=self.step_in_epoch, desc="epoch %d" % (self.epoch + 1),
+                           unit="step", leave=False)
+            for batch_u8 in bar:
                 lr = lr_at(a, self.epoch, self.step, total_steps)
                 clean, noisy = self.make_inputs(batch_u8)
                 loss, estimate = self.optimize(clean, noisy, lr)
@@ -297,6 +302,7 @@ class Trainer:
                     stopped = True
                     break
                 tick = time.time()
+            bar.close()
             if not stopped:
                 self.epoch += 1
                 self.step_in_epoch = 0
