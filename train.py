@@ -241,7 +241,7 @@ class Trainer:
         net = inference_model(self.model, self.device)
         mine = self.val_images[self.rank::self.world]
         rows = evaluate(net, mine, self.args.val_noiseL, self.device) if mine else []
-        total = torch.tensor([sum(r["psnr"] for r in rows), float(len(rows))], dtype=torch.float64)
+        total = torch.tensor([sum(r["psnr"] for r in rows), float(len(rows))])  # fp32: HCCL has no fp64 sum
         if self.world > 1:
             total = total.to(self.device)
             torch.distributed.all_reduce(total)
