@@ -6,6 +6,7 @@ patch), so uint8 is lossless and the file 4x smaller.
 """
 import os
 
+import h5py
 import numpy as np
 import torch
 
@@ -75,7 +76,6 @@ def image_patches(img_u8, patch_size, stride, aug_times, rng):
 def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, stride=None, aug_times=None,
                  train_data="train", val_data="Set12", seed=0, quiet=False):
     """Write train.h5 and val.h5 into outf (atomically). Returns the number of training patches."""
-    import h5py
     d_patch, d_stride, d_aug = PATCH_DEFAULTS[(arch, mode)]
     patch_size, stride, aug_times = patch_size or d_patch, stride or d_stride, aug_times or d_aug
     train_dir = os.path.join(data_path, train_data)
@@ -97,36 +97,31 @@ def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, s
     data = np.concatenate(chunks)
     attrs = dict(arch=arch, mode=mode, patch_size=patch_size, stride=stride, aug_times=aug_times,
                  scales=np.asarray(SCALES), train_data=os.path.abspath(train_dir), format_version=FORMAT_VERSION)
-    os.makedirs(outf, exist_ok=True)
-    _write_h5(os.path.join(outf, "train.h5"), data, attrs, h5py)
     val_dir = os.path.join(data_path, val_data)
     val = [read_u8(f) for f in list_images(val_dir)]
     val = [v for v in val if v is not None]
     if not val:
         raise UserError("no usable validation image in %s" % val_dir)
-    tmp = os.path.join(outf, "val.h5.tmp")
-    with h5py.File(tmp, "w") as h5f:
-        for i, img in enumerate(val):
-            h5f.create_dataset(str(i), data=img[None])
-        h5f.attrs["format_version"] = FORMAT_VERSION
-    os.replace(tmp, os.path.join(outf, "val.h5"))
+    os.makedirs(outf, exist_ok=True)
+    _write_h5(os.path.join(outf, "train.h5"), {"data": data}, attrs)
+    _write_h5(os.path.join(outf, "val.h5"), {str(i): img[None] for i, img in enumerate(val)},
+              {"format_version": FORMAT_VERSION})
     print("training set: %d patches of %dx%d (%s mode %s), %d validation images"
           % (len(data), patch_size, patch_size, arch, mode, len(val)))
     return len(data)
 
 
-def _write_h5(path, data, attrs, h5py):
+def _write_h5(path, datasets, attrs):
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as h5f:
-        h5f.create_dataset("data", data=data)
-        for k, v in attrs.items():
-            h5f.attrs[k] = v
-    os.replace(tmp, path)  # a crash mid-write leaves only the .tmp, never a valid-looking train.h5
+        for name, array in datasets.items():
+            h5f.create_dataset(name, data=array)
+        h5f.attrs.update(attrs)
+    os.replace(tmp, path)  # a crash mid-write leaves only the .tmp, never a valid-looking .h5
 
 
 def load_train_patches(h5_dir, expect=None):
     """The uint8 patch array of train.h5 as a tensor, after checking its attributes against `expect`."""
-    import h5py
     path = os.path.join(h5_dir, "train.h5")
     if not os.path.isfile(path):
         raise UserError("%s not found: run preprocess.py (or train.py --preprocess True) first" % path)
@@ -152,7 +147,6 @@ def load_train_patches(h5_dir, expect=None):
 
 def load_val_images(h5_dir):
     """[(name, float32 HxW)] from val.h5."""
-    import h5py
     path = os.path.join(h5_dir, "val.h5")
     if not os.path.isfile(path):
         raise UserError("%s not found: run preprocess.py first" % path)

@@ -110,18 +110,17 @@ def build_model(arch="DnCNN", channels=1, num_of_layers=17, init=True):
     return model
 
 
-def arch_of(model):
-    model = getattr(model, "module", model)
+def unwrap(model):
+    """The bare network inside DistributedDataParallel and/or torch.compile wrappers."""
     model = getattr(model, "_orig_mod", model)
-    return type(model).__name__
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
 
 
 def denoise(model, noisy):
     """Clean estimate from either model: DnCNN predicts the noise, ADNet the image."""
-    inner = getattr(model, "module", model)
-    inner = getattr(inner, "_orig_mod", inner)
     out = model(noisy)
-    return noisy - out if inner.predicts_noise else out
+    return noisy - out if unwrap(model).predicts_noise else out
 
 
 def fold_batchnorm(model):

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import torch
 
-from models import ARCHS, build_model, denoise, fold_batchnorm, receptive_radius
+from models import ARCHS, build_model, denoise, fold_batchnorm, receptive_radius, unwrap
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 CHECKPOINT_NAMES = ("net.pth", "model_70.pth", "best_model.pth", "net_1p.pth", "net8p.pth")
@@ -279,9 +279,7 @@ def load_model(path, arch=None, num_of_layers=None):
 
 def plain_state_dict(model):
     """Unwrapped (no DDP/compile prefix) CPU weights."""
-    model = getattr(model, "module", model)
-    model = getattr(model, "_orig_mod", model)
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()}
 
 
 # ----------------------------------------------------------------------------- device, AMP, distributed
