@@ -1,7 +1,7 @@
 """Plot validation PSNR and training loss from a train.py log (or a TensorBoard event file) into a PNG.
 
     python plot_log.py logs/DnCNN-S-25/train.log curves.png
-    python plot_log.py logs/DnCNN-S-25 curves.png          # a folder: its events.out.tfevents.* file
+    python plot_log.py logs/DnCNN-S-25 curves.png          # a run folder: its event files, against hours
 """
 import glob
 import os
@@ -30,48 +30,56 @@ def read_text_log(path):
     return losses, vals
 
 
-def read_event_file(path):
-    """Scalars 'loss' (by step) and 'PSNR_val' (by epoch) from a TFRecord event file."""
+def read_event_files(paths):
+    """'loss' and 'PSNR_val' scalars of TFRecord event files (a resumed run adds a file), against hours.
+
+    Hours are wall-clock time since the first event, so gaps between sessions show as gaps.
+    """
     from tensorboardX.proto import event_pb2
     series = {}
-    with open(path, "rb") as f:
-        while True:
-            header = f.read(12)
-            if len(header) < 12:
-                break
-            (length,) = struct.unpack("<Q", header[:8])
-            payload = f.read(length)
-            f.read(4)
-            event = event_pb2.Event.FromString(payload)
-            for value in event.summary.value:
-                series.setdefault(value.tag, []).append((event.step, value.simple_value))
-    return series.get("loss", []), series.get("PSNR_val", [])
+    for path in paths:
+        with open(path, "rb") as f:
+            while True:
+                header = f.read(12)
+                if len(header) < 12:
+                    break
+                (length,) = struct.unpack("<Q", header[:8])
+                event = event_pb2.Event.FromString(f.read(length))
+                f.read(4)
+                for value in event.summary.value:
+                    series.setdefault(value.tag, []).append((event.wall_time, value.simple_value))
+    times = [t for points in series.values() for t, _ in points]
+    start = min(times) if times else 0.0
+    hours = lambda points: sorted(((t - start) / 3600.0, v) for t, v in points)  # noqa: E731
+    return hours(series.get("loss", [])), hours(series.get("PSNR_val", []))
 
 
 def load_curves(path):
+    """(loss points, validation points, x-axis label) from a text log, an event file or a run folder."""
     if os.path.isdir(path):
-        events = sorted(glob.glob(os.path.join(path, "events.out.tfevents.*")), key=os.path.getmtime)
+        events = glob.glob(os.path.join(path, "events.out.tfevents.*"))
+        if events:
+            return read_event_files(events) + ("hours",)
         logs = glob.glob(os.path.join(path, "*.log"))
-        if logs:
-            return read_text_log(max(logs, key=os.path.getmtime)), "epoch"
-        if not events:
-            raise UserError("no *.log or events.out.tfevents.* file in %s" % path)
-        return read_event_file(events[-1]), "step"
+        if not logs:
+            raise UserError("no events.out.tfevents.* or *.log file in %s" % path)
+        path = max(logs, key=os.path.getmtime)
     if not os.path.isfile(path):
         raise UserError("no such log: %s" % path)
     if os.path.basename(path).startswith("events.out.tfevents"):
-        return read_event_file(path), "step"
-    return read_text_log(path), "epoch"
+        return read_event_files([path]) + ("hours",)
+    return read_text_log(path) + ("epoch",)
 
 
 def plot(losses, vals, out_path, x_label="epoch", title=None):
+    """Validation PSNR and training loss side by side, against `x_label` (epoch or hours)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax_psnr, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
     if vals:
         ax_psnr.plot(*zip(*vals), marker="o")
-    ax_psnr.set(xlabel="epoch", ylabel="validation PSNR (dB)", title="validation PSNR")
+    ax_psnr.set(xlabel=x_label, ylabel="validation PSNR (dB)", title="validation PSNR")
     if losses:
         ax_loss.plot(*zip(*losses), linewidth=0.8)
         ax_loss.set_yscale("log")
@@ -90,7 +98,7 @@ def main(argv=None):
     p.add_argument("log", help="train.py log file, TensorBoard event file, or a run folder")
     p.add_argument("output", help="PNG to write")
     args = p.parse_args(argv)
-    (losses, vals), x_label = load_curves(args.log)
+    losses, vals, x_label = load_curves(args.log)
     if not losses and not vals:
         raise UserError("%s holds no training or validation lines" % args.log)
     plot(losses, vals, args.output, x_label, os.path.basename(os.path.abspath(args.log)))
