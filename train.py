@@ -56,6 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--save_every", type=non_negative(int), default=0, help="also save checkpoint.pth every N steps")
     p.add_argument("--log_every", type=positive(int), default=10)
     p.add_argument("--sync_bn", action="store_true", help="SyncBatchNorm across processes")
+    p.add_argument("--save_module_prefix", action="store_true",
+                   help="write net.pth / best_model.pth with DataParallel's 'module.' prefix, for the original "
+                        "SaoYan / ADNet test.py (which wrap the net in DataParallel before loading)")
     p.add_argument("--timeout", type=positive(int), default=600, help="seconds before a lost peer fails the job")
     p.add_argument("--tensorboard", type=str2bool, default=True)
     p.add_argument("--quiet", action="store_true")
@@ -330,12 +333,15 @@ class Trainer:
                 for tag, img in (("images/clean", clean), ("images/noisy", row["noisy"].clip(0, 1)),
                                  ("images/denoised", row["denoised"])):
                     self.writer.add_image(tag, img[None], self.epoch)
+        weights = plain_state_dict(self.model)
+        if self.args.save_module_prefix:
+            weights = {"module." + k: v for k, v in weights.items()}
         if psnr_val > self.best_psnr:
             self.best_psnr = psnr_val
             if self.is_main:
-                atomic_save(plain_state_dict(self.model), os.path.join(self.args.outf, "best_model.pth"))
+                atomic_save(weights, os.path.join(self.args.outf, "best_model.pth"))
         if self.is_main:
-            atomic_save(plain_state_dict(self.model), os.path.join(self.args.outf, "net.pth"))
+            atomic_save(weights, os.path.join(self.args.outf, "net.pth"))
         self.save()
 
 

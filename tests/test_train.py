@@ -37,11 +37,15 @@ def test_short_training_runs_for_both_models_and_modes(tiny_data, tmp_path, arch
     assert not any(k.startswith("module.") for k in state)
 
 
-def test_tensorboard_events_are_written(tiny_h5, tmp_path):
+def test_tensorboard_events_and_reference_format_weights(tiny_h5, tmp_path):
     out = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), "--batchSize", "16",
-                     "--num_of_layers", "5", "--max_steps", "2", "--quiet")
+                     "--num_of_layers", "5", "--max_steps", "2", "--quiet", "--save_module_prefix")
     assert out.returncode == 0, out.stderr
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path))
+    state = torch.load(tmp_path / "net.pth", weights_only=True)
+    assert all(k.startswith("module.dncnn.") for k in state)  # what SaoYan's test.py loads into DataParallel
+    wrapped = torch.nn.DataParallel(load_model(str(tmp_path)))
+    wrapped.load_state_dict(state)
 
 
 def _weights(path):
