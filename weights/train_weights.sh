@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Trains the shipped weights with this project's train.py. Every step resumes, so re-run it after an
+# interruption:   RUNS=runs DATA=data nohup nice -n 19 bash weights/train_weights.sh > runs/weights.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+RUNS=${RUNS:-runs}
+DATA=${DATA:-data}
+mkdir -p "$RUNS"
+[ -f "$RUNS/h5-dncnn/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch DnCNN --mode S --outf "$RUNS/h5-dncnn" --quiet
+$PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/DnCNN-S-25" \
+  --batchSize 64 --epochs 3 --lr_schedule cosine --lr 1e-3 --lr_min 1e-6 --save_every 200 --log_every 50 --resume --quiet
+[ -f "$RUNS/h5-adnet/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch ADNet --mode S --stride 20 --outf "$RUNS/h5-adnet" --quiet
+$PY train.py --arch ADNet --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-adnet" --outf "$RUNS/ADNet-S-25" \
+  --batchSize 64 --epochs 4 --lr_schedule cosine --lr 1e-3 --lr_min 1e-6 --save_every 200 --log_every 50 --resume --quiet
