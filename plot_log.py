@@ -1,7 +1,7 @@
-"""Plot validation PSNR and training loss from a train.py log (or a TensorBoard event file) into a PNG.
+"""Plot validation PSNR and training loss of one or more train.py runs into a PNG.
 
-    python plot_log.py logs/DnCNN-S-25/train.log curves.png
-    python plot_log.py logs/DnCNN-S-25 curves.png          # a run folder: its event files, against hours
+    python plot_log.py logs/DnCNN-S-25/train.log curves.png          # a text log: against epochs
+    python plot_log.py logs/DnCNN-S-25 logs/ADNet-S-25 curves.png    # run folders: their event files, against hours
 """
 import glob
 import os
@@ -30,11 +30,8 @@ def read_text_log(path):
     return losses, vals
 
 
-def read_event_files(paths):
-    """'loss' and 'PSNR_val' scalars of TFRecord event files (a resumed run adds a file), against hours.
-
-    Hours are wall-clock time since the first event, so gaps between sessions show as gaps.
-    """
+def read_events(paths):
+    """{tag: [(wall_time, step, value)]} of the scalar summaries in TFRecord event files."""
     from tensorboardX.proto import event_pb2
     series = {}
     for path in paths:
@@ -44,22 +41,55 @@ def read_event_files(paths):
                 if len(header) < 12:
                     break
                 (length,) = struct.unpack("<Q", header[:8])
-                event = event_pb2.Event.FromString(f.read(length))
+                record = f.read(length)
                 f.read(4)
+                if len(record) < length:  # a file still being written
+                    break
+                event = event_pb2.Event.FromString(record)
                 for value in event.summary.value:
-                    series.setdefault(value.tag, []).append((event.wall_time, value.simple_value))
-    times = [t for points in series.values() for t, _ in points]
-    start = min(times) if times else 0.0
-    hours = lambda points: sorted(((t - start) / 3600.0, v) for t, v in points)  # noqa: E731
-    return hours(series.get("loss", [])), hours(series.get("PSNR_val", []))
+                    if value.HasField("simple_value"):
+                        series.setdefault(value.tag, []).append((event.wall_time, event.step, value.simple_value))
+    return series
 
 
-def load_curves(path):
+def active_hours(times, max_gap_s):
+    """{wall time: hours of training before it}, not counting gaps longer than max_gap_s (the run was stopped)."""
+    hours, elapsed, previous = {}, 0.0, None
+    for t in sorted(set(times)):
+        if previous is not None and t - previous <= max_gap_s:
+            elapsed += t - previous
+        hours[t], previous = elapsed / 3600.0, t
+    return hours
+
+
+def drop_rolled_back(points):
+    """A resumed run repeats the steps after its last checkpoint: keep only the repeat of each step."""
+    kept = []
+    for t, step, value in sorted(points):
+        while kept and kept[-1][1] >= step:
+            kept.pop()
+        kept.append((t, step, value))
+    return kept
+
+
+def read_event_files(paths, max_gap_s=600.0):
+    """'loss' and 'PSNR_val' against hours of training (a resumed run adds an event file to the folder)."""
+    series = read_events(paths)
+    hours = active_hours([t for points in series.values() for t, _, _ in points], max_gap_s)
+
+    def curve(*tags):
+        return [(hours[t], v) for t, _, v in drop_rolled_back([p for tag in tags for p in series.get(tag, [])])]
+
+    # the references (and our first releases) wrote validation PSNR as "PSNR on validation data"
+    return curve("loss"), curve("PSNR_val", "PSNR_on_validation_data", "PSNR on validation data")
+
+
+def load_curves(path, max_gap_s=600.0):
     """(loss points, validation points, x-axis label) from a text log, an event file or a run folder."""
     if os.path.isdir(path):
         events = glob.glob(os.path.join(path, "events.out.tfevents.*"))
         if events:
-            return read_event_files(events) + ("hours",)
+            return read_event_files(events, max_gap_s) + ("hours of training",)
         logs = glob.glob(os.path.join(path, "*.log"))
         if not logs:
             raise UserError("no events.out.tfevents.* or *.log file in %s" % path)
@@ -67,25 +97,38 @@ def load_curves(path):
     if not os.path.isfile(path):
         raise UserError("no such log: %s" % path)
     if os.path.basename(path).startswith("events.out.tfevents"):
-        return read_event_files([path]) + ("hours",)
+        return read_event_files([path], max_gap_s) + ("hours of training",)
     return read_text_log(path) + ("epoch",)
 
 
-def plot(losses, vals, out_path, x_label="epoch", title=None):
-    """Validation PSNR and training loss side by side, against `x_label` (epoch or hours)."""
+def smooth(values, window=9):
+    """Centred running mean (shorter at the ends): the logged loss is one batch's, so it is noisy."""
+    half = window // 2
+    return [sum(values[max(0, i - half):i + half + 1]) / len(values[max(0, i - half):i + half + 1])
+            for i in range(len(values))]
+
+
+def plot(runs, out_path, x_label="epoch", title=None):
+    """Validation PSNR and training loss side by side; runs: [(label, loss points, val points)]."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax_psnr, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
-    if vals:
-        ax_psnr.plot(*zip(*vals), marker="o")
+    for label, losses, vals in runs:
+        if vals:
+            ax_psnr.plot(*zip(*vals), marker="o", label=label)
+        if losses:
+            xs, ys = zip(*losses)
+            line, = ax_loss.plot(xs, ys, linewidth=0.6, alpha=0.35)
+            ax_loss.plot(xs, smooth(ys), color=line.get_color(), linewidth=1.5, label=label)
     ax_psnr.set(xlabel=x_label, ylabel="validation PSNR (dB)", title="validation PSNR")
-    if losses:
-        ax_loss.plot(*zip(*losses), linewidth=0.8)
-        ax_loss.set_yscale("log")
     ax_loss.set(xlabel=x_label, ylabel="loss", title="training loss")
+    if any(losses for _, losses, _ in runs):
+        ax_loss.set_yscale("log")
     for ax in (ax_psnr, ax_loss):
         ax.grid(alpha=0.3)
+        if len(runs) > 1:
+            ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -93,16 +136,32 @@ def plot(losses, vals, out_path, x_label="epoch", title=None):
     plt.close(fig)
 
 
+def run_label(path):
+    path = os.path.abspath(path)
+    return os.path.basename(path if os.path.isdir(path) else os.path.dirname(path))
+
+
 def main(argv=None):
-    p = ArgParser(description="training curves from a log or event file")
-    p.add_argument("log", help="train.py log file, TensorBoard event file, or a run folder")
+    p = ArgParser(description="training curves from train.py logs, event files or run folders")
+    p.add_argument("logs", nargs="+", help="train.py log file, TensorBoard event file, or a run folder (one or more)")
     p.add_argument("output", help="PNG to write")
+    p.add_argument("--max_gap_minutes", type=float, default=10.0,
+                   help="against hours: a pause between two events longer than this is not counted (default 10)")
+    p.add_argument("--title", default=None)
     args = p.parse_args(argv)
-    losses, vals, x_label = load_curves(args.log)
-    if not losses and not vals:
-        raise UserError("%s holds no training or validation lines" % args.log)
-    plot(losses, vals, args.output, x_label, os.path.basename(os.path.abspath(args.log)))
-    print("wrote %s (%d loss points, %d validation points)" % (args.output, len(losses), len(vals)))
+    runs, x_labels = [], set()
+    for path in args.logs:
+        losses, vals, x_label = load_curves(path, args.max_gap_minutes * 60.0)
+        if not losses and not vals:
+            raise UserError("%s holds no training or validation lines" % path)
+        runs.append((run_label(path), losses, vals))
+        x_labels.add(x_label)
+        print("%s: %d loss points, %d validation points" % (path, len(losses), len(vals)))
+    if len(x_labels) > 1:
+        raise UserError("cannot plot text logs (against epochs) with event files (against hours) in one figure")
+    title = args.title or (runs[0][0] if len(runs) == 1 else None)
+    plot(runs, args.output, x_labels.pop(), title)
+    print("wrote %s" % args.output)
     return 0
 
 

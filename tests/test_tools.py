@@ -104,6 +104,28 @@ def test_plot_from_log_and_from_events(tiny_h5, tmp_path):
     events = next(f for f in os.listdir(run) if f.startswith("events.out"))
     out = run_script("plot_log.py", str(run / events), str(tmp_path / "ev.png"))
     assert out.returncode == 0 and "2 validation points" in out.stdout
+    out = run_script("plot_log.py", str(run), str(run / "train.log"), str(tmp_path / "mixed.png"))
+    assert out.returncode == 2 and "against epochs" in out.stderr
+
+
+def test_plot_hours_skip_pauses_and_rolled_back_steps(tmp_path, capsys):
+    from plot_log import active_hours, drop_rolled_back, main
+    hours = active_hours([0.0, 60.0, 120.0, 5000.0, 5060.0], max_gap_s=600)
+    assert [round(hours[t] * 3600) for t in (0.0, 120.0, 5000.0, 5060.0)] == [0, 120, 120, 180]
+    # killed after step 30 with a checkpoint at step 20: the resumed run logs 30 again
+    points = [(0, 10, 1.0), (1, 20, 0.9), (2, 30, 0.8), (9, 30, 0.7), (10, 40, 0.6)]
+    assert [(s, v) for _, s, v in drop_rolled_back(points)] == [(10, 1.0), (20, 0.9), (30, 0.7), (40, 0.6)]
+    from tensorboardX import SummaryWriter
+    for name, start in (("a", 0.0), ("b", 100.0)):
+        writer = SummaryWriter(str(tmp_path / name))
+        for step in range(1, 4):
+            writer.add_scalar("loss", 1.0 / step, step, walltime=start + step * 30)
+            tag = "PSNR_val" if name == "a" else "PSNR on validation data"  # the references' tag
+            writer.add_scalar(tag, 20.0 + step, step, walltime=start + step * 30)
+        writer.close()
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "both.png")]) == 0
+    assert "b: 3 loss points, 3 validation points" in capsys.readouterr().out
+    assert (tmp_path / "both.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_wrappers_end_to_end(tiny_data, tmp_path):
