@@ -156,7 +156,8 @@ def main(argv=None):
             raise UserError("%s holds no training or validation lines" % path)
         runs.append((run_label(path), losses, vals))
         x_labels.add(x_label)
-        print("%s: %d loss points, %d validation points" % (path, len(losses), len(vals)))
+        span = ", %.2f hours of training" % max(x for x, _ in losses + vals) if x_label.startswith("hours") else ""
+        print("%s: %d loss points, %d validation points%s" % (path, len(losses), len(vals), span))
     if len(x_labels) > 1:
         raise UserError("cannot plot text logs (against epochs) with event files (against hours) in one figure")
     title = args.title or (runs[0][0] if len(runs) == 1 else None)

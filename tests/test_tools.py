@@ -124,7 +124,7 @@ def test_plot_hours_skip_pauses_and_rolled_back_steps(tmp_path, capsys):
             writer.add_scalar(tag, 20.0 + step, step, walltime=start + step * 30)
         writer.close()
     assert main([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "both.png")]) == 0
-    assert "b: 3 loss points, 3 validation points" in capsys.readouterr().out
+    assert "b: 3 loss points, 3 validation points, 0.02 hours of training" in capsys.readouterr().out
     assert (tmp_path / "both.png").read_bytes()[:4] == b"\x89PNG"
 
 
