@@ -123,7 +123,8 @@ def plot(runs, out_path, x_label="epoch", title=None):
             ax_loss.plot(xs, smooth(ys), color=line.get_color(), linewidth=1.5, label=label)
     ax_psnr.set(xlabel=x_label, ylabel="validation PSNR (dB)", title="validation PSNR")
     ax_loss.set(xlabel=x_label, ylabel="loss", title="training loss")
-    if any(losses for _, losses, _ in runs):
+    loss_values = [v for _, losses, _ in runs for _, v in losses if v > 0]
+    if loss_values and max(loss_values) > 10 * min(loss_values):
         ax_loss.set_yscale("log")
     for ax in (ax_psnr, ax_loss):
         ax.grid(alpha=0.3)

@@ -1,12 +1,13 @@
 """The weights shipped in weights/ go through the same checks as any checkpoint."""
 import glob
 import os
+import re
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, run_script
+from conftest import ROOT, SHARED, needs_shared, run_script
 from models import denoise, fold_batchnorm
 from utils import load_model
 
@@ -40,3 +41,19 @@ def test_demo_defaults_use_shipped_weights(tmp_path):
     psnrs = [float(line.split()[2]) for line in out.stdout.splitlines() if " PSNR " in line]
     noisy = [float(line.split()[4].rstrip(")")) for line in out.stdout.splitlines() if " PSNR " in line]
     assert all(p > n + 3 for p, n in zip(psnrs, noisy))  # it really denoises
+
+
+@needs_shared
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: os.path.basename(os.path.dirname(p)))
+def test_readme_figures_reproduce(path):
+    """Each weights README's Set12 figures are what test.py measures (Set68 is checked by hand: slower)."""
+    folder = os.path.dirname(path)
+    with open(os.path.join(folder, "README.md")) as f:
+        row = re.search(r"^\| these weights \| ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) \|", f.read(), re.M)
+    assert row, "README.md has no '| these weights | Set12 PSNR / SSIM | Set68 PSNR / SSIM |' row"
+    out = run_script("test.py", "--logdir", folder, "--data_path", os.path.join(SHARED, "data"),
+                     "--test_data", "Set12", "--test_noiseL", "25", "--quiet")
+    assert out.returncode == 0, out.stderr
+    psnr = float(re.search(r"PSNR on test data ([\d.]+)", out.stdout).group(1))
+    ssim = float(re.search(r"SSIM on test data ([\d.]+)", out.stdout).group(1))
+    assert abs(psnr - float(row[1])) < 1e-3 and abs(ssim - float(row[2])) < 1e-4, (psnr, ssim, row.groups())
