@@ -12,6 +12,7 @@ from utils import ArgParser, UserError, run_cli
 
 STEP_LINE = re.compile(r"\[epoch (\d+)\]\[(\d+)/(\d+)\] loss: ([-\d.eE+naif]+)")
 VAL_LINE = re.compile(r"\[epoch (\d+)\] PSNR_val: ([-\d.eE+naif]+)")
+HOURS = "hours of training"  # the x axis of event files; text logs have no times, so theirs is "epoch"
 
 
 def read_text_log(path):
@@ -89,7 +90,7 @@ def load_curves(path, max_gap_s=600.0):
     if os.path.isdir(path):
         events = glob.glob(os.path.join(path, "events.out.tfevents.*"))
         if events:
-            return read_event_files(events, max_gap_s) + ("hours of training",)
+            return read_event_files(events, max_gap_s) + (HOURS,)
         logs = glob.glob(os.path.join(path, "*.log"))
         if not logs:
             raise UserError("no events.out.tfevents.* or *.log file in %s" % path)
@@ -97,15 +98,15 @@ def load_curves(path, max_gap_s=600.0):
     if not os.path.isfile(path):
         raise UserError("no such log: %s" % path)
     if os.path.basename(path).startswith("events.out.tfevents"):
-        return read_event_files([path], max_gap_s) + ("hours of training",)
+        return read_event_files([path], max_gap_s) + (HOURS,)
     return read_text_log(path) + ("epoch",)
 
 
 def smooth(values, window=9):
     """Centred running mean (shorter at the ends): the logged loss is one batch's, so it is noisy."""
     half = window // 2
-    return [sum(values[max(0, i - half):i + half + 1]) / len(values[max(0, i - half):i + half + 1])
-            for i in range(len(values))]
+    windows = (values[max(0, i - half):i + half + 1] for i in range(len(values)))
+    return [sum(w) / len(w) for w in windows]
 
 
 def plot(runs, out_path, x_label="epoch", title=None):
@@ -157,7 +158,7 @@ def main(argv=None):
             raise UserError("%s holds no training or validation lines" % path)
         runs.append((run_label(path), losses, vals))
         x_labels.add(x_label)
-        span = ", %.2f hours of training" % max(x for x, _ in losses + vals) if x_label.startswith("hours") else ""
+        span = ", %.2f hours of training" % max(x for x, _ in losses + vals) if x_label == HOURS else ""
         print("%s: %d loss points, %d validation points%s" % (path, len(losses), len(vals), span))
     if len(x_labels) > 1:
         raise UserError("cannot plot text logs (against epochs) with event files (against hours) in one figure")
