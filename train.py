@@ -13,7 +13,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from dataset import PatchBatches, add_train_noise, load_train_patches, load_val_images, prepare_data, to_float
-from models import build_model, denoise
+from models import INITS, build_model, denoise
 from preprocess import add_preprocess_flags
 from utils import (ArgParser, UserError, atomic_save, autocast, batch_psnr, dist_env, evaluate, inference_model,
                    init_distributed, non_negative, plain_state_dict, positive, progress, read_checkpoint_file,
@@ -47,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument("--compile", type=str2bool, default=False, help="torch.compile the model")
     p.add_argument("--lr_schedule", choices=("step", "cosine"), default="step",
                    help="step: the references' milestones; cosine: per step down to --lr_min")
+    p.add_argument("--init", choices=tuple(INITS), default="reference",
+                   help="reference: each paper's weight init; residual: DnCNN's init for both, ADNet's attention "
+                        "starting at 1 (ADNet then learns as fast as DnCNN)")
     p.add_argument("--lr_min", type=non_negative(float), default=1e-6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=non_negative(int), default=0, help="CPU threads per process (0: cores / processes)")
@@ -144,7 +147,7 @@ class Trainer:
 
     def build(self):
         a = self.args
-        model = build_model(a.arch, 1, a.num_of_layers)
+        model = build_model(a.arch, 1, a.num_of_layers, init=a.init)
         if a.sync_bn and self.world > 1:
             if self.device.type == "cpu":
                 raise UserError("--sync_bn needs CUDA or NPU devices (PyTorch has no SyncBatchNorm on CPU)")

@@ -264,7 +264,7 @@ def load_model(path, arch=None, num_of_layers=None):
         raise UserError("%s is a %s checkpoint, not %s" % (file, found_arch, arch))
     if num_of_layers and found_arch == "DnCNN" and num_of_layers != layers:
         raise UserError("%s has %d layers, not %d" % (file, layers, num_of_layers))
-    model = build_model(found_arch, channels, layers, init=False)
+    model = build_model(found_arch, channels, layers, init=None)
     expected = model.state_dict()
     for k, v in expected.items():  # checkpoints from PyTorch < 0.4.1 lack num_batches_tracked
         if k.endswith("num_batches_tracked") and k not in state:

@@ -62,3 +62,19 @@ def test_tiled_equals_whole():
         tiled = denoise_image(net, noisy, torch.device("cpu"), tile=48)
         assert (whole - tiled).abs().max() <= 1e-5
         assert receptive_radius(net) > 0
+
+
+def test_residual_init_starts_adnet_as_a_residual_learner():
+    torch.manual_seed(0)
+    a = build_model("ADNet", init="residual").eval()
+    assert torch.all(a.conv3.weight == 0) and torch.all(a.conv3.bias == 1)
+    x = torch.rand(1, 1, 24, 24)
+    with torch.no_grad():
+        r = x
+        for k in range(1, 16):
+            r = getattr(a, "conv1_%d" % k)(r)
+        r = a.conv1_16(r)
+        assert torch.allclose(a(x), x - r)
+    d = build_model("DnCNN", init="residual")
+    bn = [m.weight for m in d.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(w.abs().max() <= 0.025 for w in bn)

@@ -19,11 +19,12 @@ def train(h5_dir, outf, *extra, timeout=600):
     return run_script("train.py", "--h5_dir", h5_dir, "--outf", str(outf), *FAST, *extra, timeout=timeout)
 
 
-@pytest.mark.parametrize("arch,mode", [("DnCNN", "S"), ("DnCNN", "B"), ("ADNet", "S"), ("ADNet", "B")])
-def test_short_training_runs_for_both_models_and_modes(tiny_data, tmp_path, arch, mode):
+@pytest.mark.parametrize("arch,mode,init", [("DnCNN", "S", "reference"), ("DnCNN", "B", "residual"),
+                                           ("ADNet", "S", "residual"), ("ADNet", "B", "reference")])
+def test_short_training_runs_for_both_models_and_modes(tiny_data, tmp_path, arch, mode, init):
     out = run_script("train.py", "--preprocess", "True", "--data_path", tiny_data, "--h5_dir", str(tmp_path / "h5"),
                      "--outf", str(tmp_path / "run"), "--arch", arch, "--mode", mode, "--epochs", "1",
-                     "--max_steps", "3", *FAST)
+                     "--max_steps", "3", "--init", init, *FAST)
     assert out.returncode == 0, out.stderr
     assert re.search(r"\[epoch 1\]\[2/\d+\] loss: [\d.]+ PSNR_train: [\d.]+ time: [\d.]+ FPS: [\d.]+", out.stdout)
     assert re.search(r"PSNR_val: [\d.]+", out.stdout) and re.search(r"^FPS: [\d.]+$", out.stdout, re.M)

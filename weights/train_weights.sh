@@ -12,4 +12,4 @@ $PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h
   --batchSize 64 --epochs 3 --lr_schedule cosine --lr 1e-3 --lr_min 1e-6 --save_every 200 --log_every 50 --resume --quiet
 [ -f "$RUNS/h5-adnet/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch ADNet --mode S --stride 20 --outf "$RUNS/h5-adnet" --quiet
 $PY train.py --arch ADNet --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-adnet" --outf "$RUNS/ADNet-S-25" \
-  --batchSize 64 --epochs 8 --lr_schedule cosine --lr 1e-3 --lr_min 1e-6 --save_every 200 --log_every 50 --resume --quiet
+  --batchSize 64 --epochs 6 --init residual --lr_schedule cosine --lr 1e-3 --lr_min 1e-6 --save_every 200 --log_every 50 --resume --quiet
