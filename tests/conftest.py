@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -21,6 +22,13 @@ def run_script(*args, env=None, timeout=600, cwd=None):
     full_env.update(env or {})
     cmd = [sys.executable] + [os.path.join(ROOT, a) if i == 0 and a.endswith(".py") else a for i, a in enumerate(args)]
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or ROOT)
+
+
+def psnr_on_test_data(stdout):
+    """The mean PSNR from test.py's reference log line 'PSNR on test data X'."""
+    found = re.search(r"PSNR on test data ([\d.]+)", stdout)
+    assert found, "no 'PSNR on test data' line in test.py's output:\n" + stdout[-2000:]
+    return float(found.group(1))
 
 
 def make_image(shape, seed, dtype=np.uint8):

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import SHARED, needs_shared, run_script
+from conftest import SHARED, needs_shared, psnr_on_test_data, run_script
 
 REF = os.path.join(SHARED, "reference_weights")
 DATA = os.path.join(SHARED, "data")
@@ -24,7 +24,7 @@ def test_reference_psnr(ckpt, test_set, sigma, expected):
     out = run_script("test.py", "--logdir", os.path.join(REF, ckpt), "--data_path", DATA,
                      "--test_data", test_set, "--test_noiseL", str(sigma), "--quiet")
     assert out.returncode == 0, out.stderr
-    psnr = float(re.search(r"PSNR on test data ([\d.]+)", out.stdout).group(1))
+    psnr = psnr_on_test_data(out.stdout)
     assert abs(psnr - expected) < 1e-3, (psnr, expected)
     assert re.search(r"SSIM on test data 0\.\d+", out.stdout)
     per_image = re.findall(r"^\S+\.png PSNR [\d.]+ SSIM [\d.]+$", out.stdout, re.M)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, SHARED, needs_shared, run_script
+from conftest import ROOT, SHARED, needs_shared, psnr_on_test_data, run_script
 from models import denoise, fold_batchnorm
 from utils import load_model
 
@@ -54,6 +54,6 @@ def test_readme_figures_reproduce(path):
     out = run_script("test.py", "--logdir", folder, "--data_path", os.path.join(SHARED, "data"),
                      "--test_data", "Set12", "--test_noiseL", "25", "--quiet")
     assert out.returncode == 0, out.stderr
-    psnr = float(re.search(r"PSNR on test data ([\d.]+)", out.stdout).group(1))
+    psnr = psnr_on_test_data(out.stdout)
     ssim = float(re.search(r"SSIM on test data ([\d.]+)", out.stdout).group(1))
     assert abs(psnr - float(row[1])) < 1e-3 and abs(ssim - float(row[2])) < 1e-4, (psnr, ssim, row.groups())

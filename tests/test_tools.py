@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, SHARED, needs_shared, run_script
+from conftest import ROOT, SHARED, needs_shared, psnr_on_test_data, run_script
 from models import build_model
 
 WRAPPER_ENV = dict(os.environ, OMP_NUM_THREADS="1", max_steps="3")
@@ -58,7 +58,7 @@ def test_test_py_saves_images_and_csv(small_ckpt, tiny_data, tmp_path):
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert [r["image"] for r in rows] == ["00.png", "01.png"]
-    mean = float(re.search(r"PSNR on test data ([\d.]+)", out.stdout).group(1))
+    mean = psnr_on_test_data(out.stdout)
     assert abs(np.mean([float(r["psnr"]) for r in rows]) - mean) < 1e-3
     assert all(0 < float(r["ssim"]) <= 1 for r in rows)
     assert sorted(os.listdir(tmp_path)) == ["00_denoised.png", "00_noisy.png", "01_denoised.png", "01_noisy.png",
@@ -69,7 +69,7 @@ def test_bf16_and_tiled_inference_stay_close(small_ckpt, tiny_data):
     def mean_psnr(*extra):
         out = run_script("test.py", "--logdir", str(small_ckpt), "--data_path", tiny_data, "--quiet", *extra)
         assert out.returncode == 0, out.stderr
-        return float(re.search(r"PSNR on test data ([\d.]+)", out.stdout).group(1))
+        return psnr_on_test_data(out.stdout)
     fp32 = mean_psnr()
     assert abs(mean_psnr("--tile", "16") - fp32) < 1e-4
     assert abs(mean_psnr("--no_fold") - fp32) < 1e-3
