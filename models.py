@@ -97,8 +97,8 @@ def init_adnet_weights(model):
 
 
 @torch.no_grad()
-def init_residual_weights(model):
-    """DnCNN's init for either model; ADNet's attention starts as the constant 1 (out = x - r).
+def init_adnet_as_residual(model):
+    """DnCNN's init, with ADNet's attention starting as the constant 1 (out = x - r).
 
     With ADNet's own init the 1x1 attention conv starts with weights ~N(0, 2) on tanh(x), so the
     gate follows the image intensity and Adam needs thousands of steps to flatten it: ADNet-S-25
@@ -106,13 +106,12 @@ def init_residual_weights(model):
     learner, ADNet learns as fast as DnCNN and its attention is trained from there.
     """
     init_dncnn_weights(model)
-    if isinstance(model, ADNet):
-        model.conv3.weight.zero_()
-        model.conv3.bias.fill_(1.0)
+    model.conv3.weight.zero_()
+    model.conv3.bias.fill_(1.0)
 
 
 INITS = {"reference": {"DnCNN": init_dncnn_weights, "ADNet": init_adnet_weights},
-         "residual": {"DnCNN": init_residual_weights, "ADNet": init_residual_weights}}
+         "residual": {"DnCNN": init_dncnn_weights, "ADNet": init_adnet_as_residual}}
 
 
 def build_model(arch="DnCNN", channels=1, num_of_layers=17, init="reference"):
