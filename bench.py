@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from dataset import PATCH_DEFAULTS, add_train_noise, prepare_data, to_float
+from dataset import PATCH_DEFAULTS, add_train_noise, open_h5, prepare_data, to_float
 from models import build_model, denoise
 from utils import (ArgParser, batch_psnr, denoise_image, inference_model, list_images, resolve_amp, run_cli,
                    set_cpu_threads)
@@ -142,9 +142,8 @@ def load_images(data_dir, count=8):
 def training_patches(arch, data_dir, tmp):
     size = PATCH_DEFAULTS[(arch, "S")][0]
     if os.path.isdir(os.path.join(data_dir, "train")):
-        import h5py
         prepare_data(data_dir, os.path.join(tmp, arch), arch, "S", patch_size=size, stride=20, quiet=True)
-        with h5py.File(os.path.join(tmp, arch, "train.h5")) as f:
+        with open_h5(os.path.join(tmp, arch, "train.h5")) as f:
             return f["data"][:4096]
     rng = np.random.RandomState(0)
     return rng.randint(0, 256, (4096, 1, size, size), dtype=np.uint8)

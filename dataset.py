@@ -111,9 +111,15 @@ def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, s
     return len(data)
 
 
+def open_h5(path, mode="r"):
+    """h5py.File without HDF5's file locks: they fail on NFS/Lustre-like mounts ("unable to lock file"),
+    and are not needed here (files are written under a temporary name, then renamed)."""
+    return h5py.File(path, mode, locking=False)
+
+
 def _write_h5(path, datasets, attrs):
     tmp = path + ".tmp"
-    with h5py.File(tmp, "w") as h5f:
+    with open_h5(tmp, "w") as h5f:
         for name, array in datasets.items():
             h5f.create_dataset(name, data=array)
         h5f.attrs.update(attrs)
@@ -126,7 +132,7 @@ def load_train_patches(h5_dir, expect=None):
     if not os.path.isfile(path):
         raise UserError("%s not found: run preprocess.py (or train.py --preprocess True) first" % path)
     try:
-        with h5py.File(path, "r") as h5f:
+        with open_h5(path) as h5f:
             if "data" not in h5f:
                 raise UserError("%s is not a train.h5 of this project (no 'data' dataset; rerun preprocess.py)" % path)
             attrs = dict(h5f.attrs)
@@ -150,7 +156,7 @@ def load_val_images(h5_dir):
     path = os.path.join(h5_dir, "val.h5")
     if not os.path.isfile(path):
         raise UserError("%s not found: run preprocess.py first" % path)
-    with h5py.File(path, "r") as h5f:
+    with open_h5(path) as h5f:
         keys = sorted(h5f.keys(), key=lambda k: int(k) if k.isdigit() else k)
         return [("val_%s" % k, _to_float(h5f[k][()])[0]) for k in keys]
 

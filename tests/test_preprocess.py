@@ -1,12 +1,15 @@
+import fcntl
 import hashlib
 import os
+import shutil
 
 import h5py
 import numpy as np
 import pytest
 
 from conftest import SHARED, needs_shared, run_script
-from dataset import PatchBatches, add_train_noise, data_augmentation, image_to_patches, prepare_data
+from dataset import (PatchBatches, add_train_noise, data_augmentation, image_to_patches, load_train_patches,
+                     load_val_images, prepare_data)
 from utils import UserError
 
 REFERENCE_SHA256 = "9effc6fb8671c6b6b20df283ffb4145de1932cd7f966cc7c4035c69a8a7b8fef"
@@ -76,3 +79,20 @@ def test_blind_noise_has_per_patch_sigma():
     assert stds.min() < 10 and stds.max() > 45 and stds.max() < 57
     fixed = add_train_noise(clean, "S", 25, torch.Generator().manual_seed(0)).flatten(1).std(1) * 255
     assert torch.allclose(fixed, torch.full_like(fixed, 25.0), atol=2.5)
+
+
+def test_h5_files_are_read_without_hdf5_file_locks(tiny_h5, tmp_path):
+    """A file another process holds an exclusive lock on (or a mount without locks, e.g. NFS) still loads."""
+    for name in ("train.h5", "val.h5"):
+        shutil.copy(os.path.join(tiny_h5, name), tmp_path / name)
+    handles = [open(tmp_path / name, "rb") for name in ("train.h5", "val.h5")]
+    try:
+        for f in handles:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        with pytest.raises(OSError, match="lock"):  # what HDF5's own locking would do
+            h5py.File(tmp_path / "train.h5", "r", locking=True)
+        patches, _ = load_train_patches(str(tmp_path))
+        assert patches.shape[0] == 108 and len(load_val_images(str(tmp_path))) == 2
+    finally:
+        for f in handles:
+            f.close()
