@@ -17,7 +17,7 @@ from models import INITS, build_model, denoise
 from preprocess import add_preprocess_flags
 from utils import (ArgParser, UserError, atomic_save, autocast, batch_psnr, dist_env, evaluate, inference_model,
                    init_distributed, non_negative, plain_state_dict, positive, progress, read_checkpoint_file,
-                   resolve_amp, run_cli, select_device, set_cpu_threads, str2bool)
+                   remove_stale_temp_files, resolve_amp, run_cli, select_device, set_cpu_threads, str2bool)
 
 WARMUP_STEPS = 5  # steps left out of the FPS figure (allocator, oneDNN kernel selection)
 
@@ -114,6 +114,7 @@ class Trainer:
         self.is_main = self.rank == 0
         if self.is_main:
             os.makedirs(args.outf, exist_ok=True)
+            remove_stale_temp_files(args.outf)  # a run killed mid-save leaves its temporary file behind
         torch.manual_seed(args.seed + self.rank)
         self.amp_dtype = resolve_amp(args.amp, self.device)
         if self.world > 1 and args.batchSize % self.world:

@@ -188,6 +188,27 @@ def atomic_write_bytes(path, data):
     os.replace(tmp, path)
 
 
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder):
+    """Delete the '<name>.tmp.<pid>' files a killed writer left in folder; returns their names."""
+    stale = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        stem, _, pid = name.rpartition(".tmp.")
+        if stem and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            os.remove(os.path.join(folder, name))
+            stale.append(name)
+    return stale
+
+
 def atomic_save(obj, path):
     """torch.save to a temporary file, then rename: a crash never leaves a torn checkpoint."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

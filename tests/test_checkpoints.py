@@ -77,3 +77,21 @@ def test_foreign_state_dict_is_a_user_error(tmp_path):
         load_model(str(tmp_path))
     with pytest.raises(UserError, match="no such checkpoint"):
         load_model(str(tmp_path / "missing"))
+
+
+def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
+    import subprocess
+    import sys
+    from utils import atomic_save, remove_stale_temp_files
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    names = ["checkpoint.pth.tmp.%d" % dead.pid,  # a writer killed mid-save
+             "net.pth.tmp.%d" % os.getppid(),  # a live writer's: kept
+             "notes.tmp.txt", "checkpoint.pth"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    assert remove_stale_temp_files(str(tmp_path)) == [names[0]]
+    assert sorted(os.listdir(tmp_path)) == sorted(names[1:])
+    atomic_save({"a": 1}, str(tmp_path / "checkpoint.pth"))
+    assert torch.load(tmp_path / "checkpoint.pth", weights_only=True) == {"a": 1}
+    assert remove_stale_temp_files(str(tmp_path / "missing")) == []

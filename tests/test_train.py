@@ -88,6 +88,7 @@ def test_kill_9_then_resume_finishes_the_planned_epochs(tiny_h5, tmp_path):
     assert ckpt.exists()
     killed_at = torch.load(ckpt, weights_only=True)
     assert killed_at["epoch"] < 6
+    (tmp_path / ("checkpoint.pth.tmp.%d" % proc.pid)).write_bytes(b"torn")  # as if killed mid-save
     out = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), *FAST, "--num_of_layers", "9",
                      "--epochs", "6", "--save_every", "2", "--resume")
     assert out.returncode == 0, out.stderr
