@@ -44,13 +44,14 @@ def _randomize_bn(model):
 
 
 def test_folded_equals_unfolded():
+    torch.manual_seed(0)
     x = torch.rand(2, 1, 33, 41)
     for arch in ("DnCNN", "ADNet"):
         model = _randomize_bn(build_model(arch))
         folded = fold_batchnorm(model)
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
         with torch.no_grad():
-            assert torch.allclose(denoise(model, x), denoise(folded, x), atol=1e-5)
+            assert torch.allclose(denoise(model, x), denoise(folded, x), rtol=1e-4, atol=1e-4)  # fp32 order of 17 convs
 
 
 def test_tiled_equals_whole():
