@@ -179,8 +179,15 @@ def batch_psnr(estimate, clean):
 
 
 # ----------------------------------------------------------------------------- atomic files
+TEMP_MARK = ".tmp."  # atomic writes go to '<path>.tmp.<pid>' first
+
+
+def _temp_path(path):
+    return "%s%s%d" % (path, TEMP_MARK, os.getpid())
+
+
 def atomic_write_bytes(path, data):
-    tmp = "%s.tmp.%d" % (path, os.getpid())
+    tmp = _temp_path(path)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -202,7 +209,7 @@ def remove_stale_temp_files(folder):
     """Delete the '<name>.tmp.<pid>' files a killed writer left in folder; returns their names."""
     stale = []
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        stem, _, pid = name.rpartition(".tmp.")
+        stem, _, pid = name.rpartition(TEMP_MARK)
         if stem and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             os.remove(os.path.join(folder, name))
             stale.append(name)
@@ -212,7 +219,7 @@ def remove_stale_temp_files(folder):
 def atomic_save(obj, path):
     """torch.save to a temporary file, then rename: a crash never leaves a torn checkpoint."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = "%s.tmp.%d" % (path, os.getpid())
+    tmp = _temp_path(path)
     torch.save(obj, tmp)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -80,8 +82,6 @@ def test_foreign_state_dict_is_a_user_error(tmp_path):
 
 
 def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
-    import subprocess
-    import sys
     from utils import atomic_save, remove_stale_temp_files
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
