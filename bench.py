@@ -132,7 +132,7 @@ def fast_train_fps(arch, patches_u8, batch, steps, warmup):
 def load_images(data_dir, count=8):
     from utils import read_image
     files = list_images(data_dir)[:count] if os.path.isdir(data_dir) else []
-    images = [read_image(f) for f in files]
+    images = [read_image(f)[0] for f in files]
     if not images:  # no data set here: synthetic BSD68-sized images
         rng = np.random.RandomState(0)
         images = [rng.rand(321, 481).astype(np.float32) for _ in range(count)]

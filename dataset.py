@@ -1,7 +1,7 @@
 """Patch extraction into h5 (preprocess.py) and in-memory patch batches with on-the-fly noise (train.py).
 
-train.h5 holds ONE uint8 dataset ``data`` of shape (N, 1, P, P) plus the parameters that made it as
-attributes. Pixel values are k/255 (the references store them as float32, one h5 dataset per
+train.h5 holds ONE uint8 dataset ``data`` of shape (N, C, P, P) (C = 1 gray, 3 colour in BGR order, as the
+ADNet authors' color/dataset.py) plus the parameters that made it as attributes. Pixel values are k/255 (the references store them as float32, one h5 dataset per
 patch), so uint8 is lossless and the file 4x smaller.
 """
 import os
@@ -24,9 +24,9 @@ FORMAT_VERSION = 1
 
 
 def image_to_patches(img, win, stride):
-    """(n, win, win) patches of a HxW image, in the references' Im2Patch order (row-major)."""
-    windows = np.lib.stride_tricks.sliding_window_view(img, (win, win))[::stride, ::stride]
-    return windows.reshape(-1, win, win)
+    """(n, C, win, win) patches of a CxHxW image, in the references' Im2Patch order (row-major)."""
+    windows = np.lib.stride_tricks.sliding_window_view(img, (img.shape[0], win, win))[0, ::stride, ::stride]
+    return windows.reshape(-1, img.shape[0], win, win)
 
 
 def data_augmentation(image, mode):
@@ -43,39 +43,52 @@ def data_augmentation(image, mode):
     return np.transpose(out, (2, 0, 1))
 
 
-def read_u8(path):
-    """Gray uint8 image (first channel for gray files, as the references), or None if unreadable."""
-    img = read_image(path)
-    return None if img is None else np.rint(img * 255.0).astype(np.uint8)
+def read_u8(path, channels=1):
+    """uint8 image, HxW (gray: first channel of gray files, as the references) or HxWx3 (BGR), or None."""
+    img = read_image(path, channels)
+    if img is None:
+        return None
+    img = np.rint(img * 255.0).astype(np.uint8)
+    return img[0] if channels == 1 else np.ascontiguousarray(np.transpose(img, (1, 2, 0)))
 
 
 def image_patches(img_u8, patch_size, stride, aug_times, rng):
-    """All patches of one image at every scale, augmented copies interleaved as the references."""
+    """All (n, C, P, P) patches of one image at every scale, augmented copies interleaved as the references."""
     import cv2
-    h, w = img_u8.shape
-    bgr = np.repeat(img_u8[:, :, None], 3, axis=2)
+    h, w = img_u8.shape[:2]
+    gray = img_u8.ndim == 2
+    bgr = np.repeat(img_u8[:, :, None], 3, axis=2) if gray else img_u8
     out = []
     for scale in SCALES:
         # The references pass (int(h*s), int(w*s)) as cv2's (width, height), and resize the 3-channel
         # image (OpenCV's 1- and 3-channel cubic kernels round a few pixels differently): both kept
-        # so that the patches are bit-identical.
-        scaled = cv2.resize(bgr, (int(h * scale), int(w * scale)), interpolation=cv2.INTER_CUBIC)[:, :, 0]
-        if min(scaled.shape) < patch_size:
+        # so that the patches are bit-identical. Gray takes the first channel, colour all three (CHW).
+        scaled = cv2.resize(bgr, (int(h * scale), int(w * scale)), interpolation=cv2.INTER_CUBIC)
+        chw = scaled[None, :, :, 0] if gray else np.transpose(scaled, (2, 0, 1))
+        if min(chw.shape[1:]) < patch_size:
             continue
-        patches = image_to_patches(scaled, patch_size, stride)[:, None]
+        patches = image_to_patches(chw, patch_size, stride)
         if aug_times > 1:
             copies = [patches]
             for _ in range(aug_times - 1):
                 modes = rng.randint(1, 8, size=len(patches))
                 copies.append(np.stack([data_augmentation(p, m) for p, m in zip(patches, modes)]))
-            patches = np.stack(copies, 1).reshape(-1, 1, patch_size, patch_size)
+            patches = np.stack(copies, 1).reshape(-1, *patches.shape[1:])
         out.append(patches)
     return out
 
 
+TRAIN_FOLDERS = {1: "train", 3: "pristine_images_color"}  # SaoYan's gray set; the ADNet authors' colour set
+VAL_FOLDERS = {1: "Set12", 3: "CBSD68"}
+
+
 def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, stride=None, aug_times=None,
-                 train_data="train", val_data="Set12", seed=0, quiet=False):
-    """Write train.h5 and val.h5 into outf (atomically). Returns the number of training patches."""
+                 train_data=None, val_data=None, seed=0, quiet=False, channels=1):
+    """Write train.h5 and val.h5 into outf (atomically). Returns the number of training patches.
+
+    train_data / val_data default to TRAIN_FOLDERS / VAL_FOLDERS of the channel count.
+    """
+    train_data, val_data = train_data or TRAIN_FOLDERS[channels], val_data or VAL_FOLDERS[channels]
     d_patch, d_stride, d_aug = PATCH_DEFAULTS[(arch, mode)]
     patch_size, stride, aug_times = patch_size or d_patch, stride or d_stride, aug_times or d_aug
     train_dir = os.path.join(data_path, train_data)
@@ -85,7 +98,7 @@ def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, s
     rng = np.random.RandomState(seed)
     chunks = []
     for f in progress(files, quiet=quiet, desc="patches", unit="img"):
-        img = read_u8(f)
+        img = read_u8(f, channels)
         if img is None:
             continue
         pieces = image_patches(img, patch_size, stride, aug_times, rng)
@@ -95,19 +108,20 @@ def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, s
     if not chunks:
         raise UserError("no usable training image in %s" % train_dir)
     data = np.concatenate(chunks)
-    attrs = dict(arch=arch, mode=mode, patch_size=patch_size, stride=stride, aug_times=aug_times,
+    attrs = dict(arch=arch, mode=mode, patch_size=patch_size, stride=stride, aug_times=aug_times, channels=channels,
                  scales=np.asarray(SCALES), train_data=os.path.abspath(train_dir), format_version=FORMAT_VERSION)
     val_dir = os.path.join(data_path, val_data)
-    val = [read_u8(f) for f in list_images(val_dir)]
+    val = [read_u8(f, channels) for f in list_images(val_dir)]
     val = [v for v in val if v is not None]
     if not val:
         raise UserError("no usable validation image in %s" % val_dir)
     os.makedirs(outf, exist_ok=True)
     _write_h5(os.path.join(outf, "train.h5"), {"data": data}, attrs)
-    _write_h5(os.path.join(outf, "val.h5"), {str(i): img[None] for i, img in enumerate(val)},
-              {"format_version": FORMAT_VERSION})
-    print("training set: %d patches of %dx%d (%s mode %s), %d validation images"
-          % (len(data), patch_size, patch_size, arch, mode, len(val)))
+    _write_h5(os.path.join(outf, "val.h5"),
+              {str(i): img[None] if channels == 1 else np.transpose(img, (2, 0, 1)) for i, img in enumerate(val)},
+              {"format_version": FORMAT_VERSION, "channels": channels})
+    print("training set: %d patches of %dx%dx%d (%s mode %s), %d validation images"
+          % (len(data), channels, patch_size, patch_size, arch, mode, len(val)))
     return len(data)
 
 
@@ -148,17 +162,21 @@ def load_train_patches(h5_dir, expect=None):
                             % (path, key, have, key, want))
     if data.dtype != np.uint8 or data.ndim != 4:
         raise UserError("%s: expected uint8 (N, C, P, P) patches, found %s %s" % (path, data.dtype, data.shape))
+    want_channels = (expect or {}).get("channels")
+    if want_channels and data.shape[1] != want_channels:
+        raise UserError("%s holds %d-channel patches but training asks for --channels %d: rerun preprocess.py"
+                        % (path, data.shape[1], want_channels))
     return torch.from_numpy(data), attrs
 
 
 def load_val_images(h5_dir):
-    """[(name, float32 HxW)] from val.h5."""
+    """[(name, float32 CxHxW)] from val.h5."""
     path = os.path.join(h5_dir, "val.h5")
     if not os.path.isfile(path):
         raise UserError("%s not found: run preprocess.py first" % path)
     with open_h5(path) as h5f:
         keys = sorted(h5f.keys(), key=lambda k: int(k) if k.isdigit() else k)
-        return [("val_%s" % k, _to_float(h5f[k][()])[0]) for k in keys]
+        return [("val_%s" % k, _to_float(h5f[k][()])) for k in keys]
 
 
 def _to_float(arr):

@@ -1,5 +1,8 @@
 """Denoise every image of a folder; one denoised file and one side-by-side comparison per input.
 
+Colour photos stay in colour: a colour model sees the colour image, a gray model denoises its luma
+(chroma kept). A colour model on a gray image works on the gray repeated in three channels.
+
     python demo.py --demo_img_path my_photos --demo_pth_path weights/DnCNN-S-25 --test_noiseL 0
 """
 import os
@@ -7,7 +10,7 @@ import os
 import numpy as np
 import torch
 
-from utils import (ArgParser, UserError, add_common_inference_flags, add_test_noise, denoise_image, inference_model,
+from utils import (ArgParser, UserError, add_common_inference_flags, add_test_noise, denoise_any, inference_model,
                    load_model, non_negative, psnr, read_images, resolve_amp, run_cli, select_device,
                    set_cpu_threads, progress, write_image)
 
@@ -28,41 +31,47 @@ def parse_args(argv=None):
 
 
 def caption(img, text):
-    """Image with a white caption strip above it."""
+    """(H, W, C) image with a white caption strip above it."""
     import cv2
-    strip = np.full((24, img.shape[1]), 255, np.uint8)
-    cv2.putText(strip, text, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
+    strip = np.full((24, img.shape[1], img.shape[2]), 255, np.uint8)
+    cv2.putText(strip, text, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0,) * img.shape[2], 1, cv2.LINE_AA)
     return np.vstack([strip.astype(np.float32) / 255.0, img])
 
 
 def side_by_side(panels):
-    gap = np.ones((panels[0][1].shape[0] + 24, 6), np.float32)
+    """One (C, H, W) image of captioned (title, (C, H, W)) panels side by side."""
+    channels = panels[0][1].shape[0]
+    gap = np.ones((panels[0][1].shape[1] + 24, 6, channels), np.float32)
     parts = []
     for title, img in panels:
-        parts += [caption(np.clip(img, 0, 1), title), gap]
-    return np.hstack(parts[:-1])
+        parts += [caption(np.ascontiguousarray(np.transpose(np.clip(img, 0, 1), (1, 2, 0))), title), gap]
+    return np.transpose(np.hstack(parts[:-1]), (2, 0, 1))
 
 
 def denoise_folder(args):
     set_cpu_threads()
     device = select_device(args.device)
     model = load_model(args.demo_pth_path, args.arch)
+    if getattr(model, "output_note", None):
+        print(model.output_note)
     net = inference_model(model, device, fold=not args.no_fold)
     amp = resolve_amp(args.amp, device)
     os.makedirs(args.out, exist_ok=True)
     results = []
-    for path, img in progress(read_images(args.demo_img_path), quiet=args.quiet, desc="demo", unit="img"):
-        clean = torch.from_numpy(img)[None, None]
-        noisy = add_test_noise(clean, args.test_noiseL, args.seed) if args.test_noiseL > 0 else clean
-        out = denoise_image(net, noisy, device, amp=amp, tile=args.tile).clamp(0, 1)[0, 0].numpy()
+    for path, img in progress(read_images(args.demo_img_path, channels=None), quiet=args.quiet, desc="demo",
+                              unit="img"):
+        if img.shape[0] == 3 and model.channels == 1:
+            print("%s: colour photo, gray model: denoising its luma, keeping its colour" % os.path.basename(path))
+        noisy = add_test_noise(torch.from_numpy(img), args.test_noiseL, args.seed).numpy() if args.test_noiseL > 0 else img
+        out = np.clip(denoise_any(net, noisy, device, amp=amp, tile=args.tile, x8=args.x8), 0, 1)
         stem = os.path.splitext(os.path.basename(path))[0]
         write_image(os.path.join(args.out, stem + "_denoised.png"), out)
-        panels = [("noisy", noisy[0, 0].numpy()), ("denoised", out)]
+        panels = [("noisy", noisy), ("denoised", out)]
         if args.test_noiseL > 0:
             value = psnr(img, out)
             panels[1] = ("denoised %.2f dB" % value, out)
             panels.append(("clean", img))
-            print("%s PSNR %f (noisy %f)" % (os.path.basename(path), value, psnr(img, np.clip(panels[0][1], 0, 1))))
+            print("%s PSNR %f (noisy %f)" % (os.path.basename(path), value, psnr(img, np.clip(noisy, 0, 1))))
         else:
             value = None
             print("%s denoised" % os.path.basename(path))

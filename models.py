@@ -81,16 +81,23 @@ def init_dncnn_weights(model):
             m.bias.zero_()
 
 
+ADNET_CONV_STD = math.sqrt(2.0 / (9.0 * 64))  # 0.0589: the authors' std for EVERY conv, 1x1 and 64->C included
+
+
 @torch.no_grad()
 def init_adnet_weights(model):
-    """The ADNet authors' init: |BN weight| < 0.025 is pushed out to +-0.025."""
+    """The ADNet authors' init (gray/ and color/models.py), line for line.
+
+    Every conv weight ~ N(0, 2/576) -- their per-layer fan formula is commented out in their code, so the
+    1x1 attention conv and the last conv get that std too; conv biases (conv3's) keep PyTorch's default.
+    BN weights ~ N(0, 2/576) with |w| < 0.025 pushed out to +-0.025; BN running_var 0.01; BN bias 0.
+    """
     clip_b = 0.025
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
-            m.weight.normal_(0, math.sqrt(2.0 / n))
+            m.weight.normal_(0, ADNET_CONV_STD)
         elif isinstance(m, nn.BatchNorm2d):
-            w = m.weight.normal_(0, math.sqrt(2.0 / (9.0 * 64)))
+            w = m.weight.normal_(0, ADNET_CONV_STD)
             w[(w >= 0) & (w < clip_b)] = clip_b
             w[(w < 0) & (w > -clip_b)] = -clip_b
             m.running_var.fill_(0.01)
@@ -98,13 +105,7 @@ def init_adnet_weights(model):
 
 @torch.no_grad()
 def init_adnet_as_residual(model):
-    """DnCNN's init, with ADNet's attention starting as the constant 1 (out = x - r).
-
-    With ADNet's own init the 1x1 attention conv starts with weights ~N(0, 2) on tanh(x), so the
-    gate follows the image intensity and Adam needs thousands of steps to flatten it: ADNet-S-25
-    was at 24.6 dB on Set12 after 50 k patches, where DnCNN is near 30. Started as DnCNN's residual
-    learner, ADNet learns as fast as DnCNN and its attention is trained from there.
-    """
+    """DnCNN's init, with ADNet's attention starting as the constant 1 (out = x - r)."""
     init_dncnn_weights(model)
     model.conv3.weight.zero_()
     model.conv3.bias.fill_(1.0)
@@ -135,9 +136,36 @@ def unwrap(model):
 
 
 def denoise(model, noisy):
-    """Clean estimate from either model: DnCNN predicts the noise, ADNet the image."""
+    """Clean estimate from either model: DnCNN predicts the noise, ADNet the image (see outputs_noise)."""
     out = model(noisy)
     return noisy - out if unwrap(model).predicts_noise else out
+
+
+@torch.no_grad()
+def outputs_noise(model, sigma=25.0):
+    """True when a trained model's output is the noise, False when it is the clean image, None when neither
+    reading is clearly better (an untrained model).
+
+    Needed because a checkpoint does not say: the ADNet authors' real-noise model (real/model_25.pth) has the
+    image-predicting ADNet's layers, yet outputs the noise (their released real/train.py trains towards the
+    image, but the checkpoint behaves as their commented-out line, which trained towards the noise); read
+    as the image, as their real/test_c.py does, its output is black. The probe: a smooth synthetic image
+    with Gaussian noise, both readings of the output compared with the clean image.
+    """
+    side = torch.linspace(0, 6.0, 64)
+    clean = 0.5 + 0.3 * torch.sin(side)[:, None] * torch.cos(0.7 * side)[None, :]
+    clean = clean.expand(1, model.channels, 64, 64).contiguous()
+    noisy = clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * sigma / 255.0
+    was_training = model.training
+    out = model.eval()(noisy).float()
+    model.train(was_training)
+    err_as_image = (out.clamp(0, 1) - clean).pow(2).mean().item()
+    err_as_noise = (noisy - out).clamp(0, 1).sub(clean).pow(2).mean().item()
+    if err_as_noise * 4 < err_as_image:
+        return True
+    if err_as_image * 4 < err_as_noise:
+        return False
+    return None
 
 
 def fold_batchnorm(model):

@@ -1,6 +1,7 @@
 """Build train.h5 / val.h5 patch files as the reference preprocessing does, fast.
 
     python preprocess.py --data_path data --arch DnCNN --mode S --outf .
+    python preprocess.py --data_path data --arch ADNet --mode S --channels 3 --outf .   # data/pristine_images_color
 """
 from dataset import PATCH_DEFAULTS, prepare_data
 from models import ARCHS
@@ -14,8 +15,11 @@ def add_preprocess_flags(p):
     p.add_argument("--patch_size", type=positive(int), default=None, help="default: per arch and mode (DnCNN S 40, else 50)")
     p.add_argument("--stride", type=positive(int), default=None, help="default: per arch and mode")
     p.add_argument("--aug_times", type=positive(int), default=None, help="default: 1 (S) or 2 (B)")
-    p.add_argument("--train_data", default="train", help="training folder under --data_path (ADNet: pristine_images_gray)")
-    p.add_argument("--val_data", default="Set12", help="validation folder under --data_path")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=1, help="1: gray, 3: colour (BGR, as ADNet's color/)")
+    p.add_argument("--train_data", default=None,
+                   help="training folder under --data_path (default: train for gray, pristine_images_color for colour; "
+                        "ADNet's gray set: pristine_images_gray)")
+    p.add_argument("--val_data", default=None, help="validation folder under --data_path (default: Set12 gray, CBSD68 colour)")
 
 
 def main(argv=None):
@@ -26,7 +30,7 @@ def main(argv=None):
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     prepare_data(args.data_path, args.outf, args.arch, args.mode, args.patch_size, args.stride, args.aug_times,
-                 args.train_data, args.val_data, args.seed, args.quiet)
+                 args.train_data, args.val_data, args.seed, args.quiet, args.channels)
     return 0
 
 

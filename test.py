@@ -1,6 +1,9 @@
 """Evaluate a checkpoint on a test set under the fixed noise protocol (PSNR, SSIM).
 
     python test.py --logdir logs/DnCNN-S-25 --test_data Set68 --test_noiseL 25
+    python test.py --logdir adnet/color/c25 --test_data McMaster --test_noiseL 25 --seed 12 --copies 3
+Colour checkpoints read the images in colour (BGR, as the ADNet authors), gray ones in gray (luma).
+--test_noiseL 0: the images are already noisy (real noise); they are denoised, no PSNR is computed.
 """
 import csv
 import io
@@ -9,7 +12,7 @@ import os
 import numpy as np
 
 from utils import (ArgParser, add_common_inference_flags, atomic_write_bytes, evaluate, inference_model,
-                   load_model, non_negative, read_images, resolve_amp, resolve_set, run_cli, select_device,
+                   load_model, non_negative, positive, read_images, resolve_amp, resolve_set, run_cli, select_device,
                    set_cpu_threads, write_image)
 
 
@@ -20,7 +23,10 @@ def parse_args(argv=None):
     p.add_argument("--data_path", default="data")
     p.add_argument("--test_noiseL", type=non_negative(float), default=25, help="noise sigma on the 0-255 scale")
     p.add_argument("--num_of_layers", type=non_negative(int), default=None, help="check the DnCNN depth (read from the checkpoint)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed, reset before each image")
+    p.add_argument("--seed", type=int, default=0, help="noise seed, reset before each image (ADNet's colour protocol: 12)")
+    p.add_argument("--copies", type=positive(int), default=1,
+                   help="N noisy copies of each image in one batch, noise drawn once for the batch, PSNR averaged "
+                        "(ADNet's colour protocol: 3)")
     p.add_argument("--save_dir", default=None, help="write denoised images and results.csv here")
     p.add_argument("--save_noisy", action="store_true", help="with --save_dir: also write the noisy inputs")
     add_common_inference_flags(p)
@@ -36,9 +42,11 @@ def save_results(rows, save_dir, save_noisy):
         stem = os.path.splitext(row["name"])[0]
         write_image(os.path.join(save_dir, stem + "_denoised.png"), row["denoised"])
         if save_noisy:
-            write_image(os.path.join(save_dir, stem + "_noisy.png"), row["noisy"])
-        writer.writerow([row["name"], "%.4f" % row["psnr"], "%.4f" % row["ssim"]])
-    atomic_write_bytes(os.path.join(save_dir, "results.csv"), table.getvalue().encode())
+            write_image(os.path.join(save_dir, stem + "_noisy.png"), np.clip(row["noisy"], 0, 1))
+        if row["psnr"] is not None:
+            writer.writerow([row["name"], "%.4f" % row["psnr"], "%.4f" % row["ssim"]])
+    if rows[0]["psnr"] is not None:
+        atomic_write_bytes(os.path.join(save_dir, "results.csv"), table.getvalue().encode())
 
 
 def main(argv=None):
@@ -47,16 +55,23 @@ def main(argv=None):
     device = select_device(args.device)
     model = load_model(args.logdir, args.arch, args.num_of_layers)
     print("Loading model %s ..." % model.checkpoint_path)
-    images = read_images(resolve_set(args.data_path, args.test_data))
+    if getattr(model, "output_note", None):
+        print(model.output_note)
+    images = read_images(resolve_set(args.data_path, args.test_data), channels=model.channels)
     net = inference_model(model, device, fold=not args.no_fold)
     rows = evaluate(net, images, args.test_noiseL, device, amp=resolve_amp(args.amp, device), seed=args.seed,
-                    tile=args.tile, with_ssim=True, quiet=args.quiet)
-    for row in rows:
-        print("%s PSNR %f SSIM %f" % (row["name"], row["psnr"], row["ssim"]))
-    mean_psnr = sum(r["psnr"] for r in rows) / len(rows)
-    mean_ssim = float(np.nanmean([r["ssim"] for r in rows]))
-    print("\nPSNR on test data %f" % mean_psnr)
-    print("SSIM on test data %f" % mean_ssim)
+                    tile=args.tile, with_ssim=True, quiet=args.quiet, copies=args.copies, x8=args.x8)
+    if args.test_noiseL == 0:
+        for row in rows:
+            print("%s denoised" % row["name"])
+        print("\ndenoised %d images (--test_noiseL 0: no clean reference, no PSNR)" % len(rows))
+    else:
+        for row in rows:
+            print("%s PSNR %f SSIM %f" % (row["name"], row["psnr"], row["ssim"]))
+        mean_psnr = sum(r["psnr"] for r in rows) / len(rows)
+        mean_ssim = float(np.nanmean([r["ssim"] for r in rows]))
+        print("\nPSNR on test data %f" % mean_psnr)
+        print("SSIM on test data %f" % mean_ssim)
     if args.save_dir:
         save_results(rows, args.save_dir, args.save_noisy)
     return 0

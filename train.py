@@ -137,18 +137,18 @@ class Trainer:
         a = self.args
         if a.preprocess and self.is_main:
             prepare_data(a.data_path, a.h5_dir, a.arch, a.mode, a.patch_size, a.stride, a.aug_times,
-                         a.train_data, a.val_data, a.seed, a.quiet)
+                         a.train_data, a.val_data, a.seed, a.quiet, a.channels)
         self.barrier()
-        expect = dict(mode=a.mode, patch_size=a.patch_size, stride=a.stride, aug_times=a.aug_times)
+        expect = dict(mode=a.mode, patch_size=a.patch_size, stride=a.stride, aug_times=a.aug_times, channels=a.channels)
         patches, attrs = load_train_patches(a.h5_dir, expect)
         self.batches = PatchBatches(patches, a.batchSize // self.world, self.rank, self.world, a.seed)
         self.val_images = load_val_images(a.h5_dir)
         self.log("# of training samples: %d (%s)" % (len(patches), ", ".join(
-            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "patch_size", "stride", "aug_times") if k in attrs)))
+            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times") if k in attrs)))
 
     def build(self):
         a = self.args
-        model = build_model(a.arch, 1, a.num_of_layers, init=a.init)
+        model = build_model(a.arch, a.channels, a.num_of_layers, init=a.init)
         if a.sync_bn and self.world > 1:
             if self.device.type == "cpu":
                 raise UserError("--sync_bn needs CUDA or NPU devices (PyTorch has no SyncBatchNorm on CPU)")
@@ -196,7 +196,7 @@ class Trainer:
         if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "model" not in ckpt:
             raise UserError("--resume: %s is not a training checkpoint of train.py (use its checkpoint.pth)" % path)
         saved = ckpt.get("args", {})
-        for key in ("arch", "num_of_layers", "mode"):
+        for key in ("arch", "num_of_layers", "mode", "channels"):
             if key in saved and saved[key] != getattr(a, key) and not (key == "num_of_layers" and a.arch == "ADNet"):
                 raise UserError("--resume: %s was trained with --%s %s, this run asks for %s"
                                 % (path, key, saved[key], getattr(a, key)))
@@ -336,7 +336,7 @@ class Trainer:
                 clean = self.val_images[0][1]
                 for tag, img in (("images/clean", clean), ("images/noisy", row["noisy"].clip(0, 1)),
                                  ("images/denoised", row["denoised"])):
-                    self.writer.add_image(tag, img[None], self.epoch)
+                    self.writer.add_image(tag, img[::-1].copy(), self.epoch)  # BGR -> RGB (gray: as it is)
         weights = plain_state_dict(self.model)
         if self.args.save_module_prefix:
             weights = {"module." + k: v for k, v in weights.items()}

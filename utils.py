@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import torch
 
-from models import ARCHS, build_model, denoise, fold_batchnorm, receptive_radius, unwrap
+from models import ARCHS, build_model, denoise, fold_batchnorm, outputs_noise, receptive_radius, unwrap
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 CHECKPOINT_NAMES = ("net.pth", "model_70.pth", "best_model.pth", "net_1p.pth", "net8p.pth")
@@ -94,42 +94,68 @@ def list_images(folder):
     return sorted(files)
 
 
-def read_image(path):
-    """Gray image as float32 in [0, 1], or None (with a warning) when it cannot be decoded.
-
-    8- and 16-bit files keep their precision; colour (BGR/BGRA) is converted to gray with
-    OpenCV's luma weights. For gray files this equals the references' ``imread(f)[:, :, 0]``.
-    """
+def _decode(path):
+    """The file as stored (HxW or HxWx3, uint8 or uint16; alpha dropped), or None when unreadable."""
     import cv2
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED) if os.path.getsize(path) > 0 else None
     if img is None or img.size == 0:
         warn("skipping %s: not a readable image" % path)
         return None
-    if img.ndim == 3:
-        code = cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-        img = cv2.cvtColor(img, code) if img.shape[2] in (3, 4) else img[:, :, 0]
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) / 255.0
-    if img.dtype == np.uint16:
-        return img.astype(np.float32) / 65535.0
-    return np.clip(img.astype(np.float32), 0, 1)
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    elif img.ndim == 3 and img.shape[2] != 3:  # gray + alpha, or a single stored channel
+        img = img[:, :, 0]
+    return img
 
 
-def read_images(folder):
-    """[(path, float32 HxW)] for every decodable image of a folder; an error when none is."""
-    images = [(f, read_image(f)) for f in list_images(folder)]
+def read_image(path, channels=1):
+    """(C, H, W) float32 in [0, 1], or None (with a warning) when the file cannot be decoded.
+
+    channels=1: gray. Gray files as stored (equal to the references' ``imread(f)[:, :, 0]``), colour files
+    as OpenCV's luma. channels=3: colour in OpenCV's BGR order -- the order the ADNet authors'
+    ``cv2.imread`` fed their colour models in training and test, so their weights need no channel swap;
+    gray files are repeated into three channels. channels=None: as stored (1 or 3).
+    Alpha is dropped; 8- and 16-bit files keep their precision.
+    """
+    import cv2
+    img = _decode(path)
+    if img is None:
+        return None
+    if channels == 1 and img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif channels == 3 and img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    chw = img[None] if img.ndim == 2 else np.transpose(img, (2, 0, 1))
+    if chw.dtype == np.uint8:
+        return chw.astype(np.float32) / 255.0
+    if chw.dtype == np.uint16:
+        return chw.astype(np.float32) / 65535.0
+    return np.clip(chw.astype(np.float32), 0, 1)
+
+
+def read_images(folder, channels=1):
+    """[(path, float32 CxHxW)] for every decodable image of a folder; an error when none is."""
+    images = [(f, read_image(f, channels)) for f in list_images(folder)]
     images = [(f, img) for f, img in images if img is not None]
     if not images:
         raise UserError("no usable image in %s" % folder)
     return images
 
 
+def to_hwc(img):
+    """(C, H, W) -> (H, W) for one channel, (H, W, C) otherwise; (H, W) stays."""
+    img = np.asarray(img)
+    if img.ndim == 3:
+        return img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
+    return img
+
+
 def write_image(path, img):
-    """Write a [0, 1] float image as 8-bit, atomically."""
+    """Write a [0, 1] float image ((C, H, W) with C = 1 or 3 in BGR order, or H x W) as 8-bit, atomically."""
     import cv2
-    u8 = np.clip(np.rint(np.asarray(img, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    u8 = np.clip(np.rint(to_hwc(np.asarray(img, dtype=np.float32)) * 255.0), 0, 255).astype(np.uint8)
     ext = os.path.splitext(path)[1] or ".png"
-    ok, buf = cv2.imencode(ext, u8)
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(u8))
     if not ok:
         raise UserError("cannot encode an image as %s" % ext)
     atomic_write_bytes(path, buf.tobytes())
@@ -146,9 +172,11 @@ def resolve_set(data_path, name):
 
 # ----------------------------------------------------------------------------- noise and metrics
 def add_test_noise(clean, sigma, seed=0):
-    """The test protocol: per image, seed the generator, then N(0, sigma/255) noise of the image's shape.
+    """The test protocol: seed the generator, then N(0, sigma/255) noise of the whole tensor's shape at once.
 
-    Identical to ``torch.manual_seed(seed); torch.FloatTensor(1,1,H,W).normal_(0, sigma/255)``.
+    Identical to ``torch.manual_seed(seed); torch.FloatTensor(*clean.shape).normal_(0, sigma/255)``: for one
+    gray image (1, 1, H, W) the references' gray protocol, for three copies (3, 3, H, W) the ADNet authors'
+    colour protocol.
     """
     gen = torch.Generator().manual_seed(seed)
     noise = torch.empty(clean.shape, dtype=torch.float32).normal_(0, sigma / 255.0, generator=gen)
@@ -161,14 +189,16 @@ def psnr(clean, estimate):
 
 
 def ssim(clean, estimate):
-    """scikit-image SSIM (7x7 window; smaller odd window for images under 7 pixels, NaN under 3)."""
+    """scikit-image SSIM of (C, H, W) or (H, W) images, averaged over channels (7x7 window; a smaller odd
+    window for images under 7 pixels, NaN under 3)."""
     from skimage.metrics import structural_similarity
-    side = min(np.shape(clean)[-2:])
+    clean, estimate = to_hwc(np.asarray(clean, np.float32)), to_hwc(np.asarray(estimate, np.float32))
+    side = min(clean.shape[:2])
     win = min(7, side if side % 2 else side - 1)
     if win < 3:
         return float("nan")
-    return float(structural_similarity(np.asarray(clean, np.float32), np.asarray(estimate, np.float32),
-                                       data_range=1.0, win_size=win))
+    return float(structural_similarity(clean, estimate, data_range=1.0, win_size=win,
+                                       channel_axis=2 if clean.ndim == 3 else None))
 
 
 def batch_psnr(estimate, clean):
@@ -302,6 +332,11 @@ def load_model(path, arch=None, num_of_layers=None):
     except RuntimeError as e:
         raise UserError("%s does not fit %s-%d: %s" % (file, found_arch, layers, str(e).splitlines()[0]))
     model.checkpoint_path = file
+    reads_noise = outputs_noise(model)
+    if reads_noise is not None and reads_noise != model.predicts_noise:
+        model.predicts_noise = reads_noise  # e.g. the ADNet authors' real-noise model: see outputs_noise
+        model.output_note = "this %s checkpoint outputs the %s, so the clean image is %s" % (
+            found_arch, "noise" if reads_noise else "clean image", "input - output" if reads_noise else "the output")
     return model.eval()
 
 
@@ -401,12 +436,30 @@ def inference_model(model, device, fold=True, channels_last=True):
     return net
 
 
+def dihedral(x, mode):
+    """One of the eight flips/rotations of the last two axes (KAIR's augment_img modes, in another order)."""
+    x = torch.rot90(x, mode % 4, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if mode >= 4 else x
+
+
+def undo_dihedral(x, mode):
+    if mode >= 4:
+        x = torch.flip(x, dims=(-1,))
+    return torch.rot90(x, -(mode % 4), dims=(-2, -1))
+
+
 @torch.inference_mode()
-def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True):
-    """Clean estimate for one (1, C, H, W) CPU tensor, whole or in overlapping tiles.
+def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=False):
+    """Clean estimate for an (N, C, H, W) CPU tensor, whole or in overlapping tiles.
 
     Tiles overlap by the network's receptive radius, so tiled and whole outputs agree.
+    x8: KAIR's self-ensemble, the mean of the outputs for the eight flips/rotations of the input.
     """
+    if x8:
+        outs = [undo_dihedral(denoise_image(net, dihedral(noisy, m).contiguous(), device, amp, tile, channels_last), m)
+                for m in range(8)]
+        return torch.stack(outs).mean(0)
+
     def run(x):
         x = x.to(device)
         if channels_last:
@@ -430,29 +483,55 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True):
     return out
 
 
+def denoise_any(net, noisy, device, amp=None, tile=0, x8=False):
+    """Denoise a (C, H, W) float image whatever its channels and the model's.
+
+    Same channels: as they are. Colour model, gray image: the gray repeated into three channels, the
+    output averaged back to gray. Gray model, colour image: its luma (YCrCb's Y) is denoised and the
+    chroma kept, so the photo stays in colour.
+    """
+    import cv2
+    want, have = unwrap(net).channels, noisy.shape[0]
+    run = lambda x: denoise_image(net, torch.from_numpy(np.ascontiguousarray(x))[None], device, amp, tile,
+                                  x8=x8)[0].numpy()
+    if want == have:
+        return run(noisy)
+    if want == 3:
+        return run(np.repeat(noisy, 3, axis=0)).mean(0, keepdims=True)
+    ycrcb = cv2.cvtColor(np.ascontiguousarray(to_hwc(noisy)), cv2.COLOR_BGR2YCrCb)
+    ycrcb[:, :, 0] = run(ycrcb[None, :, :, 0])[0]
+    return np.transpose(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR), (2, 0, 1))
+
+
 def add_common_inference_flags(parser):
     parser.add_argument("--arch", choices=ARCHS, default=None, help="force the architecture (default: from the checkpoint)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "npu"))
     parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
                         help="inference precision (bf16 is ~0.02 dB below fp32, several times faster on AMX CPUs)")
     parser.add_argument("--tile", type=non_negative(int), default=0, help="denoise in tiles of N pixels (0: whole images)")
+    parser.add_argument("--x8", action="store_true",
+                        help="self-ensemble: average the outputs for the 8 flips/rotations (8x slower, a little better)")
     parser.add_argument("--no_fold", action="store_true", help="keep batch-norm layers separate")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True):
-    """Denoise each (path, clean HxW) under the test noise protocol.
+def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1, x8=False):
+    """Denoise each (path, clean CxHxW) under the test noise protocol.
 
-    Returns one dict per image: name, psnr, (ssim), noisy and denoised arrays.
+    copies: that many copies of the image in one batch, the noise drawn once for the whole batch after the
+    seed, scores averaged over the copies (the ADNet authors' colour protocol uses 3, seed 12).
+    sigma 0: the images are already noisy (real noise); no PSNR or SSIM.
+    Returns one dict per image: name, psnr, (ssim), noisy and denoised (C, H, W) arrays of the first copy.
     """
     rows = []
     for path, clean in progress(images, quiet=quiet, desc="test", unit="img"):
-        clean_t = torch.from_numpy(clean)[None, None]
-        noisy = add_test_noise(clean_t, sigma, seed)
-        out = denoise_image(net, noisy, device, amp=amp, tile=tile).clamp(0.0, 1.0)
-        est = out[0, 0].numpy()
-        row = {"name": os.path.basename(path), "psnr": psnr(clean, est), "noisy": noisy[0, 0].numpy(), "denoised": est}
-        if with_ssim:
-            row["ssim"] = ssim(clean, est)
+        batch = torch.from_numpy(clean)[None].repeat(copies, 1, 1, 1)
+        noisy = add_test_noise(batch, sigma, seed) if sigma > 0 else batch
+        est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8).clamp(0.0, 1.0).numpy()
+        row = {"name": os.path.basename(path), "psnr": None, "noisy": noisy[0].numpy(), "denoised": est[0]}
+        if sigma > 0:
+            row["psnr"] = float(np.mean([psnr(clean, e) for e in est]))
+            if with_ssim:
+                row["ssim"] = float(np.mean([ssim(clean, e) for e in est]))
         rows.append(row)
     return rows

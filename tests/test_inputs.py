@@ -33,18 +33,18 @@ def test_messy_folder_reads_the_usable_images(messy_folder, capsys):
     warned = capsys.readouterr().err
     assert "g_truncated.png" in warned and "h_empty.png" in warned
     for _, img in images:
-        assert img.ndim == 2 and img.dtype == np.float32 and 0 <= img.min() and img.max() <= 1
+        assert img.shape[0] == 1 and img.ndim == 3 and img.dtype == np.float32 and 0 <= img.min() and img.max() <= 1
 
 
 def test_16bit_keeps_its_precision(messy_folder):
-    img = read_image(str(messy_folder / "c_16bit.png"))
+    img = read_image(str(messy_folder / "c_16bit.png"))[0]
     assert np.allclose(img, make_image((40, 48), 2, np.uint16) / 65535.0, atol=1e-6)
     assert len(np.unique(img)) > 256
 
 
 def test_gray_matches_reference_first_channel(messy_folder):
     ref = cv2.imread(str(messy_folder / "a_gray.png"))[:, :, 0] / 255.0
-    assert np.array_equal(read_image(str(messy_folder / "a_gray.png")), np.float32(ref))
+    assert np.array_equal(read_image(str(messy_folder / "a_gray.png"))[0], np.float32(ref))
 
 
 def test_folder_without_images_is_an_error(tmp_path):
