@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench install clean
+.PHONY: test parity demo bench install clean
 
 $(STAMP): requirements.txt requirements-test.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,6 +14,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=10 tests
+
+# the colour parity cases on the whole of McMaster (make test uses three of its images)
+parity: $(STAMP)
+	PARITY=full $(BIN)/python -m pytest -q tests/test_colour.py -k parity
 
 demo: $(STAMP)
 	$(BIN)/python demo.py --out demo_output

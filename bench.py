@@ -59,6 +59,35 @@ def measured_conv_gflops(dtype, batch=128, size=40):
     return 3 * 2 * batch * size * size * 64 * 64 * 9 / seconds / 1e9
 
 
+def cpu_model_and_flags():
+    """(model name, the instruction-set flags that decide conv speed) from /proc/cpuinfo."""
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+                if not line.strip():  # the first processor's block is enough
+                    break
+    except OSError:
+        pass
+    model = info.get("model name", os.uname().machine)
+    if "cpu family" in info:  # virtual machines often name only the brand ("AMD EPYC")
+        model += ", family %s model %s" % (info["cpu family"], info.get("model", "?"))
+    flags = set(info.get("flags", "").split())
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return model, [f for f in wanted if f in flags]
+
+
+def machine_summary():
+    import cv2
+    model, flags = cpu_model_and_flags()
+    amp = resolve_amp("auto", torch.device("cpu"))
+    return ("# bench.py on %s (%s), %d cores, %d threads; torch %s, OpenCV %s; training precision: %s"
+            % (model, " ".join(flags) or "no AVX2", os.cpu_count() or 1, torch.get_num_threads(), torch.__version__,
+               cv2.__version__, "bf16 autocast" if amp else "fp32 (no fast bf16 on this CPU)"))
+
+
 # ----------------------------------------------------------------------------- reference-style data
 def write_reference_h5(patches_u8, path):
     """The references' train.h5: one float32 dataset per patch."""
@@ -109,9 +138,8 @@ def reference_train_fps(arch, patches_u8, batch, steps, warmup, tmp):
     return batch / median_time(step, steps, warmup)
 
 
-def fast_train_fps(arch, patches_u8, batch, steps, warmup):
+def fast_train_fps(arch, patches_u8, batch, steps, warmup, amp):
     device = torch.device("cpu")
-    amp = resolve_amp("auto", device)
     model = build_model(arch).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     patches = torch.from_numpy(patches_u8)
@@ -153,17 +181,20 @@ def training_patches(arch, data_dir, tmp):
 def bench_train(args, tmp):
     print("\n## Training, batch %d, sigma 25 (patches/s, median of %d steps)" % (args.batch, args.steps))
     bf16_gflops = measured_conv_gflops(resolve_amp("auto", torch.device("cpu")))
-    print("| model | patch | reference-style | this port | ratio | ceiling | of ceiling |")
-    print("|---|---|---|---|---|---|---|")
+    amp = resolve_amp("auto", torch.device("cpu"))
+    print("| model | patch | reference-style fp32 | this port fp32 | ratio | this port %s | vs fp32 | ceiling | of ceiling |"
+          % ("bf16" if amp else "(no fast bf16: fp32)"))
+    print("|---|---|---|---|---|---|---|---|---|")
     for arch in args.archs:
         patches = training_patches(arch, args.data, tmp)
         size = patches.shape[-1]
         ref = reference_train_fps(arch, patches, args.batch, max(2, args.steps // 2), 1, tmp)
-        fast = fast_train_fps(arch, patches, args.batch, args.steps, 2)
+        fp32 = fast_train_fps(arch, patches, args.batch, args.steps, 2, None)
+        fast = fast_train_fps(arch, patches, args.batch, args.steps, 2, amp) if amp else fp32
         gflop_per_patch = 3 * conv_flops_per_pixel(build_model(arch)) * size * size / 1e9
         ceiling = bf16_gflops / gflop_per_patch
-        print("| %s | %dx%d | %.1f | %.1f | %.1fx | %.0f | %.0f%% |"
-              % (arch, size, size, ref, fast, fast / ref, ceiling, 100 * fast / ceiling), flush=True)
+        print("| %s | %dx%d | %.1f | %.1f | %.2fx | %.1f | %.2fx | %.0f | %.0f%% |"
+              % (arch, size, size, ref, fp32, fp32 / ref, fast, fast / fp32, ceiling, 100 * fast / ceiling), flush=True)
     print("ceiling = measured bf16 64->64 3x3 conv fwd+bwd (%.0f GFLOP/s) / conv GFLOP per patch (fwd+bwd)"
           % bf16_gflops)
 
@@ -207,8 +238,8 @@ def reference_preprocess(data_dir, out, patch_size=40, stride=10):
             for s in (1, 0.9, 0.8, 0.7):
                 scaled = cv2.resize(img, (int(h * s), int(w * s)), interpolation=cv2.INTER_CUBIC)
                 scaled = np.float32(scaled[:, :, 0] / 255.0)
-                for p in image_to_patches(scaled, patch_size, stride):
-                    f.create_dataset(str(n), data=p[None].copy())
+                for p in image_to_patches(scaled[None], patch_size, stride):
+                    f.create_dataset(str(n), data=p.copy())
                     n += 1
     return n
 
@@ -269,8 +300,7 @@ def main(argv=None):
     p.add_argument("--conv_steps", type=int, default=300)
     args = p.parse_args(argv)
     set_cpu_threads()
-    print("# bench.py on %s, torch %s, %d threads, bf16 autocast: %s"
-          % (os.uname().machine, torch.__version__, torch.get_num_threads(), resolve_amp("auto", torch.device("cpu"))))
+    print(machine_summary())
     with tempfile.TemporaryDirectory() as tmp:
         if args.convergence:
             convergence(args, tmp)
