@@ -6,7 +6,6 @@
 import glob
 import os
 import re
-import struct
 
 from utils import ArgParser, UserError, run_cli
 
@@ -31,25 +30,29 @@ def read_text_log(path):
     return losses, vals
 
 
+def event_accumulator_class():
+    """tensorboard's EventAccumulator, imported on demand: text logs plot without tensorboard."""
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        raise UserError("plot_log.py needs the tensorboard package: pip install tensorboard") from None
+    return EventAccumulator
+
+
+def read_event_file(path):
+    """{tag: [(wall_time, step, value)]} of one event file, every scalar kept."""
+    # no purging: rolled-back steps are dropped per tag by drop_rolled_back, across the files of a resumed run
+    events = event_accumulator_class()(path, size_guidance={"scalars": 0}, purge_orphaned_data=False).Reload()
+    return {tag: [(e.wall_time, e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
 def read_events(paths):
-    """{tag: [(wall_time, step, value)]} of the scalar summaries in TFRecord event files."""
-    from tensorboardX.proto import event_pb2
+    """{tag: [(wall_time, step, value)]} of the scalar summaries in several event files, one run's together."""
+    # one accumulator per file: pointed at a folder, EventAccumulator may read only its newest event file
     series = {}
     for path in paths:
-        with open(path, "rb") as f:
-            while True:
-                header = f.read(12)
-                if len(header) < 12:
-                    break
-                (length,) = struct.unpack("<Q", header[:8])
-                record = f.read(length)
-                f.read(4)
-                if len(record) < length:  # a file still being written
-                    break
-                event = event_pb2.Event.FromString(record)
-                for value in event.summary.value:
-                    if value.HasField("simple_value"):
-                        series.setdefault(value.tag, []).append((event.wall_time, event.step, value.simple_value))
+        for tag, points in read_event_file(path).items():
+            series.setdefault(tag, []).extend(points)
     return series
 
 

@@ -3,6 +3,7 @@ import csv
 import os
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -126,6 +127,43 @@ def test_plot_hours_skip_pauses_and_rolled_back_steps(tmp_path, capsys):
     assert main([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "both.png")]) == 0
     assert "b: 3 loss points, 3 validation points, 0.02 hours of training" in capsys.readouterr().out
     assert (tmp_path / "both.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_merges_the_event_files_of_a_resumed_run(tmp_path, capsys):
+    from tensorboardX import SummaryWriter
+    from plot_log import main, read_event_files
+    run = tmp_path / "run"
+    # killed after step 30 with a checkpoint at step 20, resumed two hours later: steps 21-30 are logged again
+    for first_step, last_step, start, suffix, offset in ((1, 30, 1000.0, "", 0.0), (21, 40, 10000.0, ".resumed", 0.5)):
+        writer = SummaryWriter(str(run), filename_suffix=suffix)  # the suffix keeps two files made in one second apart
+        for step in range(first_step, last_step + 1):
+            walltime = start + 60.0 * (step - first_step)
+            writer.add_scalar("loss", step + offset, step, walltime=walltime)
+            if step % 10 == 0:
+                writer.add_scalar("PSNR_val", 20.0 + step + offset, step, walltime=walltime)
+        writer.close()
+    assert len([f for f in os.listdir(run) if f.startswith("events.out")]) == 2
+    losses, vals = read_event_files([str(f) for f in run.iterdir()], max_gap_s=600)
+    assert [v for _, v in losses] == [float(s) for s in range(1, 21)] + [s + 0.5 for s in range(21, 41)]
+    assert [v for _, v in vals] == [30.0, 40.0, 50.5, 60.5]
+    assert round(losses[-1][0] * 3600) == 29 * 60 + 19 * 60  # the two-hour pause is not counted
+    assert main([str(run), str(tmp_path / "resumed.png")]) == 0
+    assert "40 loss points, 4 validation points, 0.80 hours of training" in capsys.readouterr().out
+
+
+def test_plot_without_tensorboard_reads_text_logs_and_names_the_package(tmp_path, monkeypatch):
+    from tensorboardX import SummaryWriter
+    from plot_log import main
+    from utils import UserError
+    monkeypatch.setitem(sys.modules, "tensorboard.backend.event_processing.event_accumulator", None)
+    log = tmp_path / "train.log"
+    log.write_text("[epoch 1][1/2] loss: 0.5\n[epoch 1][2/2] loss: 0.4\n[epoch 1] PSNR_val: 25.0\n")
+    assert main([str(log), str(tmp_path / "text.png")]) == 0
+    writer = SummaryWriter(str(tmp_path / "run"))
+    writer.add_scalar("loss", 0.5, 1)
+    writer.close()
+    with pytest.raises(UserError, match="^plot_log.py needs the tensorboard package: pip install tensorboard$"):
+        main([str(tmp_path / "run"), str(tmp_path / "events.png")])
 
 
 def test_wrappers_end_to_end(tiny_data, tmp_path):
