@@ -3,17 +3,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test parity demo bench install clean
+.PHONY: test parity demo bench install lock clean
 
-$(STAMP): requirements.txt requirements-test.txt
+$(STAMP): requirements.txt requirements-test.txt requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-test.txt -c requirements.lock
 	touch $(STAMP)
+
+# requirements.lock anew from the newest versions the index has (then run make test and re-measure)
+lock:
+	rm -rf .lock-venv && $(PY) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
+	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/python -m pip freeze | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=10 tests
+	$(BIN)/python -m pytest -q -rs --durations=10 tests
 
 # the colour parity cases on the whole of McMaster (make test uses three of its images)
 parity: $(STAMP)
