@@ -80,15 +80,40 @@ def image_patches(img_u8, patch_size, stride, aug_times, rng):
 
 TRAIN_FOLDERS = {1: "train", 3: "pristine_images_color"}  # SaoYan's gray set; the ADNet authors' colour set
 VAL_FOLDERS = {1: "Set12", 3: "CBSD68"}
+ADNET_TRAIN_FOLDER = "pristine_images_gray"  # the Ascend ADNet port's data/ holds this, BSD68 and demo_img
+VAL_FALLBACKS = ("BSD68", "Set68")  # the ADNet port validated on BSD68
+
+
+def adnet_layout(data_path):
+    """The Ascend ADNet port's data folder: pristine_images_gray/ and no SaoYan train/."""
+    return (os.path.isdir(os.path.join(data_path, ADNET_TRAIN_FOLDER))
+            and not os.path.isdir(os.path.join(data_path, TRAIN_FOLDERS[1])))
+
+
+def default_arch(data_path):
+    """ADNet for the ADNet port's data layout (its preprocess and training were ADNet's), else DnCNN."""
+    return "ADNet" if adnet_layout(data_path) else "DnCNN"
+
+
+def default_folders(data_path, channels=1):
+    """(training, validation) folder names under data_path: TRAIN_FOLDERS / VAL_FOLDERS of the channel count;
+    gray in the ADNet port's layout, pristine_images_gray; gray without Set12, BSD68 (or Set68)."""
+    train, val = TRAIN_FOLDERS[channels], VAL_FOLDERS[channels]
+    if channels == 1 and adnet_layout(data_path):
+        train = ADNET_TRAIN_FOLDER
+    if channels == 1 and not os.path.isdir(os.path.join(data_path, val)):
+        val = next((v for v in VAL_FALLBACKS if os.path.isdir(os.path.join(data_path, v))), val)
+    return train, val
 
 
 def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, stride=None, aug_times=None,
                  train_data=None, val_data=None, seed=0, quiet=False, channels=1):
     """Write train.h5 and val.h5 into outf (atomically). Returns the number of training patches.
 
-    train_data / val_data default to TRAIN_FOLDERS / VAL_FOLDERS of the channel count.
+    train_data / val_data default to default_folders(data_path, channels).
     """
-    train_data, val_data = train_data or TRAIN_FOLDERS[channels], val_data or VAL_FOLDERS[channels]
+    default_train, default_val = default_folders(data_path, channels)
+    train_data, val_data = train_data or default_train, val_data or default_val
     d_patch, d_stride, d_aug = PATCH_DEFAULTS[(arch, mode)]
     patch_size, stride, aug_times = patch_size or d_patch, stride or d_stride, aug_times or d_aug
     train_dir = os.path.join(data_path, train_data)
@@ -120,8 +145,8 @@ def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, s
     _write_h5(os.path.join(outf, "val.h5"),
               {str(i): img[None] if channels == 1 else np.transpose(img, (2, 0, 1)) for i, img in enumerate(val)},
               {"format_version": FORMAT_VERSION, "channels": channels})
-    print("training set: %d patches of %dx%dx%d (%s mode %s), %d validation images"
-          % (len(data), channels, patch_size, patch_size, arch, mode, len(val)))
+    print("training set: %d patches of %dx%dx%d (%s mode %s) from %s, %d validation images from %s"
+          % (len(data), channels, patch_size, patch_size, arch, mode, train_dir, len(val), val_dir))
     return len(data)
 
 

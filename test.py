@@ -11,18 +11,17 @@ import os
 
 import numpy as np
 
-from utils import (ArgParser, add_common_inference_flags, atomic_write_bytes, evaluate, inference_model,
-                   load_model, non_negative, positive, read_images, resolve_amp, resolve_set, run_cli, select_device,
-                   set_cpu_threads, write_image)
+from utils import (ArgParser, add_common_inference_flags, add_legacy_flags, atomic_write_bytes, evaluate,
+                   inference_model, legacy_device_id, load_model, non_negative, positive, read_images, resolve_amp,
+                   resolve_set, run_cli, select_device, set_cpu_threads, write_image)
 
 
 def parse_args(argv=None):
     p = ArgParser(description="DnCNN / ADNet test")
     p.add_argument("--logdir", default="logs", help="checkpoint file, or folder holding net.pth / model_70.pth / ...")
-    p.add_argument("--test_data", default="Set12", help="set name under --data_path, or any folder of images")
+    p.add_argument("--test_data", default="Set12", help="set name under --data_path (Set68 and BSD68 name one set), or any folder of images")
     p.add_argument("--data_path", default="data")
     p.add_argument("--test_noiseL", type=non_negative(float), default=25, help="noise sigma on the 0-255 scale")
-    p.add_argument("--num_of_layers", type=non_negative(int), default=None, help="check the DnCNN depth (read from the checkpoint)")
     p.add_argument("--seed", type=int, default=0, help="noise seed, reset before each image (ADNet's colour protocol: 12)")
     p.add_argument("--copies", type=positive(int), default=1,
                    help="N noisy copies of each image in one batch, noise drawn once for the batch, PSNR averaged "
@@ -30,6 +29,7 @@ def parse_args(argv=None):
     p.add_argument("--save_dir", default=None, help="write denoised images and results.csv here")
     p.add_argument("--save_noisy", action="store_true", help="with --save_dir: also write the noisy inputs")
     add_common_inference_flags(p)
+    add_legacy_flags(p)
     return p.parse_args(argv)
 
 
@@ -52,7 +52,7 @@ def save_results(rows, save_dir, save_noisy):
 def main(argv=None):
     args = parse_args(argv)
     set_cpu_threads()
-    device = select_device(args.device)
+    device = select_device(args.device, device_id=legacy_device_id(args))
     model = load_model(args.logdir, args.arch, args.num_of_layers)
     print("Loading model %s ..." % model.checkpoint_path)
     if getattr(model, "output_note", None):

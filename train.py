@@ -14,10 +14,11 @@ from tqdm import tqdm
 
 from dataset import PatchBatches, add_train_noise, load_train_patches, load_val_images, prepare_data, to_float
 from models import INITS, build_model, denoise
-from preprocess import add_preprocess_flags
-from utils import (ArgParser, UserError, atomic_save, autocast, batch_psnr, dist_env, evaluate, inference_model,
-                   init_distributed, non_negative, plain_state_dict, positive, progress, read_checkpoint_file,
-                   remove_stale_temp_files, resolve_amp, run_cli, select_device, set_cpu_threads, str2bool)
+from preprocess import add_preprocess_flags, resolve_arch
+from utils import (ArgParser, UserError, add_legacy_flags, atomic_save, autocast, batch_psnr, dist_env, evaluate,
+                   inference_model, init_distributed, legacy_device_id, non_negative, plain_state_dict, positive,
+                   progress, read_checkpoint_file, remove_stale_temp_files, resolve_amp, run_cli, select_device,
+                   set_cpu_threads, str2bool)
 
 WARMUP_STEPS = 5  # steps left out of the FPS figure (allocator, oneDNN kernel selection)
 
@@ -65,12 +66,8 @@ def parse_args(argv=None):
     p.add_argument("--timeout", type=positive(int), default=600, help="seconds before a lost peer fails the job")
     p.add_argument("--tensorboard", type=str2bool, default=True)
     p.add_argument("--quiet", action="store_true")
-    # legacy launch flags (ADNet / DnCNN Ascend ports), mapped onto torchrun
-    p.add_argument("--is_distributed", type=int, default=0)
-    p.add_argument("--DeviceID", "--device-list", "--device_list", dest="device_list", default=None)
-    p.add_argument("--num_gpus", "--gpu_use_num", "--world_size", "--worldsize", dest="num_gpus", type=int, default=None)
-    p.add_argument("--local_rank", type=int, default=None)
-    args = p.parse_args(argv)
+    add_legacy_flags(p)  # the ADNet / DnCNN Ascend ports' launches, mapped onto torchrun by relaunch_legacy
+    args = resolve_arch(p.parse_args(argv))
     if args.epochs is None:
         args.epochs = 70 if args.arch == "ADNet" else 50
     args.loss_scale = None if args.loss_scale == "dynamic" else float(args.loss_scale)
@@ -105,7 +102,7 @@ class Trainer:
     def __init__(self, args):
         self.args = args
         self.rank, self.local_rank, self.world = dist_env()
-        self.device = select_device(args.device, self.local_rank)
+        self.device = select_device(args.device, self.local_rank, legacy_device_id(args) if self.world == 1 else None)
         if args.workers:
             torch.set_num_threads(args.workers)
         else:

@@ -161,9 +161,13 @@ def write_image(path, img):
     atomic_write_bytes(path, buf.tobytes())
 
 
+SET_ALIASES = {"Set68": "BSD68", "BSD68": "Set68"}  # one set: DnCNN-PyTorch's name and the ADNet port's
+
+
 def resolve_set(data_path, name):
-    """--test_data is a set name under --data_path, or a folder."""
-    for candidate in (os.path.join(data_path, name), name):
+    """--test_data is a set name under --data_path, or a folder; Set68 and BSD68 stand for each other."""
+    alias = os.path.join(data_path, SET_ALIASES[name]) if name in SET_ALIASES else name
+    for candidate in (os.path.join(data_path, name), name, alias):
         if os.path.isdir(candidate):
             return candidate
     raise UserError("test set %r not found (neither %s nor %s is a folder)"
@@ -354,18 +358,27 @@ def npu_available():
     return hasattr(torch, "npu") and torch.npu.is_available()
 
 
-def select_device(name="auto", local_rank=0):
+def _device_index(kind, count, local_rank, device_id):
+    if device_id is None:
+        return local_rank % count
+    if device_id >= count:
+        raise UserError("--DeviceID %d: this machine has %d %s device(s)" % (device_id, count, kind))
+    return device_id
+
+
+def select_device(name="auto", local_rank=0, device_id=None):
+    """The torch device to run on; device_id (the legacy --DeviceID) picks the accelerator, else the local rank."""
     if name == "auto":
         name = "npu" if npu_available() else "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(_device_index("CUDA", torch.cuda.device_count(), local_rank, device_id))
         return torch.device("cuda", torch.cuda.current_device())
     if name == "npu":
         if not npu_available():
             raise UserError("--device npu: torch_npu (with Ascend CANN) is not importable or sees no NPU")
-        torch.npu.set_device(local_rank % torch.npu.device_count())
+        torch.npu.set_device(_device_index("NPU", torch.npu.device_count(), local_rank, device_id))
         return torch.device("npu", torch.npu.current_device())
     if name != "cpu":
         raise UserError("unknown device %r (auto, cpu, cuda, npu)" % name)
@@ -503,8 +516,39 @@ def denoise_any(net, noisy, device, amp=None, tile=0, x8=False):
     return np.transpose(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR), (2, 0, 1))
 
 
+def device_list(value):
+    """--DeviceID: one device number, or a comma-separated list of them (the 8p launches)."""
+    ids = value.split(",")
+    if not all(i.strip().isdigit() for i in ids):
+        raise argparse.ArgumentTypeError("expected a device number or a list like 0,1,2,3, got %r" % value)
+    return ",".join(i.strip() for i in ids)
+
+
+def add_legacy_flags(parser):
+    """The Ascend ports' launch flags, accepted by every script (one set, shared).
+
+    --DeviceID picks the CUDA/NPU device of a one-process run (the 8p launches: the list of devices); on CPU
+    it means nothing and is ignored. --num_gpus / --gpu_use_num and --local_rank matter to train.py only
+    (see its relaunch_legacy); --is_distributed is implied by them and accepted for the command lines.
+    """
+    g = parser.add_argument_group("Ascend ports' launch flags (accepted; see README)")
+    g.add_argument("--is_distributed", type=int, default=0, help="accepted; distribution follows --num_gpus")
+    g.add_argument("--DeviceID", "--device-list", "--device_list", dest="device_list", type=device_list, default=None,
+                   help="device id (8p: 0,1,...,7) on CUDA/NPU; ignored on CPU")
+    g.add_argument("--num_gpus", "--gpu_use_num", "--world_size", "--worldsize", dest="num_gpus", type=int,
+                   default=None, help="train.py: processes to train with")
+    g.add_argument("--local_rank", type=int, default=None, help="train.py: this process's rank (ADNet's launch)")
+
+
+def legacy_device_id(args):
+    """The device a one-process run was pointed at with --DeviceID (the first of a list), or None."""
+    return int(args.device_list.split(",")[0]) if getattr(args, "device_list", None) else None
+
+
 def add_common_inference_flags(parser):
     parser.add_argument("--arch", choices=ARCHS, default=None, help="force the architecture (default: from the checkpoint)")
+    parser.add_argument("--num_of_layers", type=non_negative(int), default=None,
+                        help="check the DnCNN depth (read from the checkpoint)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "npu"))
     parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
                         help="inference precision (bf16 is ~0.02 dB below fp32, several times faster on AMX CPUs)")

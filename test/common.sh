@@ -1,9 +1,10 @@
 # Shared by the test/*.sh wrappers (Ascend ModelZoo conventions). Source it; do not run it.
 # Flags: --data_path= (training), --arch=DnCNN|ADNet, --device_id=, --nproc=, --epochs=, --batch_size=,
 #        --mode=S|B, --noiseL=, --nnodes=, --node_rank=, --master_addr=, --master_port=; all else goes to the script.
+# Environment: max_steps=N stops training after N steps, nproc=N caps the processes (both for quick checks).
 test_path_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cur_path=$(dirname "$test_path_dir")
-data_path=""; arch=DnCNN; device_id=${ASCEND_DEVICE_ID:-0}; nproc=""; epochs=""; batch_size=128; mode=S; noiseL=25
+data_path=""; arch=""; device_id=${ASCEND_DEVICE_ID:-0}; nproc=${nproc:-}; epochs=""; batch_size=128; mode=S; noiseL=25
 nnodes=1; node_rank=0; master_addr=""; master_port=29500; pth_path=""; test_data=Set68
 extra_args=()
 for para in "$@"; do
@@ -26,19 +27,44 @@ for para in "$@"; do
   esac
 done
 export ASCEND_DEVICE_ID=$device_id
+
+# ./data when it holds a training set and a test set: the Ascend ADNet port's wrappers took no --data_path.
+default_data_path() {
+  if { [ -d data/train ] || [ -d data/pristine_images_gray ]; } && { [ -d data/Set12 ] || [ -d data/Set68 ] || [ -d data/BSD68 ]; }; then
+    echo data
+  fi
+}
+[ -n "$data_path" ] || data_path=$(default_data_path)
+
+# The ADNet port's layout (pristine_images_gray, no train/) trains ADNet: the rule of dataset.default_arch.
+if [ -z "$arch" ]; then
+  if [ -n "$data_path" ] && [ -d "$data_path/pristine_images_gray" ] && [ ! -d "$data_path/train" ]; then arch=ADNet; else arch=DnCNN; fi
+fi
 case "$arch" in DnCNN|ADNet) ;; *) echo "error: --arch must be DnCNN or ADNet, got '$arch'" >&2; exit 2;; esac
 Network=$arch
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$cur_path/.venv/bin/python" ]; then PYTHON="$cur_path/.venv/bin/python"; else PYTHON=python3; fi
 fi
-# Ascend CANN environment, only where it is installed.
-if [ -d /usr/local/Ascend ] && [ -f "$test_path_dir/env_npu.sh" ]; then source "$test_path_dir/env_npu.sh"; fi
+source "$test_path_dir/env.sh"
 out_dir="$test_path_dir/output/$ASCEND_DEVICE_ID"
 mkdir -p "$out_dir"
 
 require_data_path() {
-  if [ -z "$data_path" ]; then echo "error: --data_path=DIR is required (a folder holding train/ and Set12/)" >&2; exit 2; fi
+  if [ -z "$data_path" ]; then
+    echo "error: --data_path=DIR is required (a folder holding train/ and Set12/; ./data is used when it holds them)" >&2; exit 2
+  fi
   if [ ! -d "$data_path" ]; then echo "error: --data_path=$data_path is not a folder" >&2; exit 2; fi
+}
+
+# best_model.pth of the newest training run: the wrappers' (test/output/*/ckpt_*) or the ADNet port's (./logssigma*_*).
+newest_best_weights() {
+  local found
+  found=$(ls -t "$test_path_dir"/output/*/ckpt_*/best_model.pth logssigma*_*/best_model.pth 2>/dev/null | head -1)
+  if [ -z "$found" ]; then
+    echo "error: no training run to evaluate (no test/output/*/ckpt_*/best_model.pth or ./logssigma*_*/best_model.pth): train first, or pass --pth_path=CHECKPOINT" >&2
+    return 2
+  fi
+  echo "$found"
 }
 
 # Devices of this machine's accelerator, or 0 on CPU.
@@ -57,8 +83,10 @@ PY
 # run_training RANKS CASE_KIND TRAIN_ARGS... : trains, writes the Ascend log files, exits with training's status.
 run_training() {
   local wanted=$1 kind=$2; shift 2
-  local devices; devices=$(accelerator_count)
+  local devices=0
   RankSize=${nproc:-$wanted}
+  # accelerator_count imports torch (seconds): only a multi-process launch needs it
+  if [ "$RankSize" -gt 1 ] || [ "$nnodes" -gt 1 ]; then devices=$(accelerator_count); fi
   if [ "$devices" -gt 0 ] && [ "$RankSize" -gt "$devices" ]; then RankSize=$devices; fi
   BatchSize=$batch_size
   DeviceType=$(uname -m)
@@ -67,6 +95,7 @@ run_training() {
   local preprocess=False
   [ -f "$h5_dir/train.h5" ] || preprocess=True
   local log="$out_dir/train_${ASCEND_DEVICE_ID}.log"
+  local run_dir="$out_dir/ckpt_${CaseName}"
   local epoch_args=(); [ -n "$epochs" ] && epoch_args=(--epochs "$epochs")
   local launcher=("$PYTHON")
   if [ "$RankSize" -gt 1 ] || [ "$nnodes" -gt 1 ]; then
@@ -78,7 +107,7 @@ run_training() {
   set -o pipefail
   "${launcher[@]}" "$cur_path/train.py" --data_path "$data_path" --preprocess "$preprocess" --h5_dir "$h5_dir" \
       --arch "$arch" --mode "$mode" --noiseL "$noiseL" --val_noiseL "$noiseL" --batchSize "$BatchSize" \
-      --outf "$out_dir/ckpt_${CaseName}" --quiet "${epoch_args[@]}" "$@" "${extra_args[@]}" 2>&1 | tee "$log"
+      --outf "$run_dir" --quiet "${epoch_args[@]}" "$@" "${extra_args[@]}" 2>&1 | tee "$log"
   local status=${PIPESTATUS[0]}
   local e2e_time=$(( $(date +%s) - start ))
   local FPS ActualLoss train_accuracy TrainingTime
@@ -90,6 +119,7 @@ run_training() {
   echo "Final Performance images/sec : ${FPS:-NaN}"
   echo "Final Train Accuracy : ${train_accuracy:-NaN}"
   echo "E2E Training Duration sec : $e2e_time"
+  [ -f "$run_dir/best_model.pth" ] && echo "Best weights : $run_dir/best_model.pth"
   {
     echo "Network = ${Network}"
     echo "RankSize = ${RankSize}"

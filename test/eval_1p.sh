@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Evaluate a checkpoint on a test set (PSNR/SSIM).
-#   bash test/eval_1p.sh --pth_path=CKPT [--data_path=data] [--test_data=Set68] [--noiseL=25] [test.py flags]
+# Evaluate a checkpoint on a test set (PSNR/SSIM); without --pth_path, the newest training run's best_model.pth.
+#   bash test/eval_1p.sh [--pth_path=CKPT] [--data_path=data] [--test_data=Set68] [--noiseL=25] [test.py flags]
 source "$(dirname "$0")/common.sh"
-[ -n "$pth_path" ] || { echo "error: --pth_path=CHECKPOINT is required" >&2; exit 2; }
+[ -n "$pth_path" ] || pth_path=$(newest_best_weights) || exit 2
 log="$out_dir/eval_${ASCEND_DEVICE_ID}.log"
 set -o pipefail
 "$PYTHON" "$cur_path/test.py" --logdir "$pth_path" --data_path "${data_path:-data}" --test_data "$test_data" \

@@ -31,6 +31,7 @@ CASES = {
     "onnx missing checkpoint": (["pth2onnx.py", "/nonexistent.pth", "{tmp}/x.onnx"], "no such checkpoint"),
     "plot missing log": (["plot_log.py", "/nonexistent.log", "{tmp}/x.png"], "no such log"),
     "unknown flag": (["test.py", "--no_such_flag"], "unrecognized arguments"),
+    "bad device id": (["demo.py", "--DeviceID", "npu0"], "expected a device number"),
 }
 
 

@@ -167,9 +167,9 @@ def test_plot_without_tensorboard_reads_text_logs_and_names_the_package(tmp_path
 
 
 def test_wrappers_end_to_end(tiny_data, tmp_path):
-    def wrapper(name, *args):
+    def wrapper(name, *args):  # run from an empty folder: no ./data for a wrapper to default to
         return subprocess.run(["bash", os.path.join(ROOT, "test", name), *args], capture_output=True, text=True,
-                              env=WRAPPER_ENV, timeout=600)
+                              env=WRAPPER_ENV, timeout=600, cwd=tmp_path)
     out = wrapper("train_performance_8p.sh", "--data_path=" + tiny_data, "--nproc=2", "--batch_size=16",
                   "--num_of_layers", "5", "--device_id=7")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr  # the wrapper tees train.py's log to stdout
