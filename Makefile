@@ -22,9 +22,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -rs --durations=10 tests
 
-# the colour parity cases on the whole of McMaster (make test uses three of its images)
+# the parity cases on whole sets (make test uses three images of Set68 and of McMaster)
 parity: $(STAMP)
-	PARITY=full $(BIN)/python -m pytest -q tests/test_colour.py -k parity
+	PARITY=full $(BIN)/python -m pytest -q -rs tests/test_parity.py tests/test_colour.py tests/test_shipped_weights.py -k "parity or psnr or figures"
 
 demo: $(STAMP)
 	$(BIN)/python demo.py --out demo_output
