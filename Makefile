@@ -13,7 +13,7 @@ $(STAMP): requirements.txt requirements-test.txt
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=10 tests
+	$(BIN)/python -m pytest -q -rs --durations=10 tests
 
 demo: $(STAMP)
 	$(BIN)/python demo.py --out demo_output
