@@ -12,6 +12,13 @@ from utils import UserError, load_model
 REF = os.path.join(SHARED, "reference_weights")
 
 
+def _file_tensors(folder):
+    """The tensors of the one .pth file in folder, DataParallel's 'module.' prefix stripped."""
+    (name,) = [f for f in os.listdir(folder) if f.endswith(".pth")]
+    state = torch.load(os.path.join(folder, name), map_location="cpu", weights_only=True)
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+
+
 @needs_shared
 @pytest.mark.parametrize("name,arch,layers", [
     ("saoyan/DnCNN-S-15", "DnCNN", 17), ("saoyan/DnCNN-S-25", "DnCNN", 17), ("saoyan/DnCNN-S-50", "DnCNN", 17),
@@ -20,8 +27,15 @@ REF = os.path.join(SHARED, "reference_weights")
 def test_every_reference_checkpoint_loads(name, arch, layers):
     model = load_model(os.path.join(REF, name))
     assert type(model).__name__ == arch
-    assert model.num_of_layers == layers
     assert not model.training
+    in_file = _file_tensors(os.path.join(REF, name))
+    loaded = model.state_dict()
+    assert set(in_file) <= set(loaded)
+    assert set(loaded) - set(in_file) <= {k for k in loaded if k.endswith("num_batches_tracked")}  # old ADNet files
+    assert all(torch.equal(loaded[k], v) for k, v in in_file.items())
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == layers
+    first_conv_weight = next(v for v in in_file.values() if v.dim() == 4)
+    assert model.channels == first_conv_weight.shape[1]
 
 
 @needs_shared

@@ -68,9 +68,39 @@ def test_resume_at_epoch_boundary_equals_uninterrupted(tiny_h5, tmp_path):
 
 def test_resume_with_other_arch_is_an_error(tiny_h5, tmp_path):
     assert train(tiny_h5, tmp_path, "--max_steps", "1").returncode == 0
-    out = train(tiny_h5, tmp_path, "--resume", "--arch", "ADNet")
+    out = train(tiny_h5, tmp_path, "--resume", "--arch", "ADNet", "--max_steps", "2")
     assert out.returncode != 0
     assert "--arch DnCNN" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_resume_in_the_middle_of_an_epoch_equals_uninterrupted(tiny_h5, tmp_path):
+    args = ["--amp", "none", "--milestone", "1", "--epochs", "2", "--save_every", "3"]
+    full = train(tiny_h5, tmp_path / "full", *args)
+    assert full.returncode == 0, full.stderr
+    # 7 steps an epoch: --save_every 3 writes step 9, epoch 2's second step, and the stop there saves that state again
+    first = train(tiny_h5, tmp_path / "split", *args, "--max_steps", "9")
+    assert first.returncode == 0, first.stderr
+    stopped_at = _weights(tmp_path / "split" / "checkpoint.pth")
+    assert (stopped_at["epoch"], stopped_at["step_in_epoch"], stopped_at["step"]) == (1, 2, 9)
+    second = train(tiny_h5, tmp_path / "split", *args, "--resume")
+    assert second.returncode == 0, second.stderr
+    a, b = _weights(tmp_path / "full" / "net.pth"), _weights(tmp_path / "split" / "net.pth")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_other_depth_is_an_error(tiny_h5, tmp_path):
+    assert train(tiny_h5, tmp_path, "--max_steps", "1").returncode == 0
+    out = train(tiny_h5, tmp_path, "--resume", "--num_of_layers", "7", "--max_steps", "2")
+    assert out.returncode != 0
+    assert "--num_of_layers 5" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_resume_with_other_mode_is_an_error(tiny_data, tiny_h5, tmp_path):
+    assert train(tiny_h5, tmp_path / "run", "--max_steps", "1").returncode == 0
+    out = train(str(tmp_path / "h5-B"), tmp_path / "run", "--preprocess", "True", "--data_path", tiny_data,
+                "--mode", "B", "--resume", "--max_steps", "2")  # a mode-B h5: the resume refuses, not the h5 check
+    assert out.returncode != 0
+    assert "--mode S" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_kill_9_then_resume_finishes_the_planned_epochs(tiny_h5, tmp_path):
