@@ -49,8 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--lr_schedule", choices=("step", "cosine"), default="step",
                    help="step: the references' milestones; cosine: per step down to --lr_min")
     p.add_argument("--init", choices=tuple(INITS), default="reference",
-                   help="reference: each paper's weight init; residual: DnCNN's init for both, ADNet's attention "
-                        "starting at 1 (ADNet then learns as fast as DnCNN)")
+                   help="reference: each paper's weight init (as their code); residual: DnCNN's init for both, "
+                        "ADNet's attention starting at 1 (+0.13 dB on Set12 after 400 steps in one measurement)")
     p.add_argument("--lr_min", type=non_negative(float), default=1e-6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=non_negative(int), default=0, help="CPU threads per process (0: cores / processes)")
