@@ -235,22 +235,28 @@ class PatchBatches:
             yield self.patches[order[b * self.batch_size:(b + 1) * self.batch_size]]
 
 
-def to_float(batch_u8, device, channels_last=True):
+def to_float(batch_u8, device, channels_last=True, dtype=torch.float32):
     """uint8 patches -> float in [0, 1] on the device (converted there, so transfers stay small)."""
-    x = batch_u8.to(device, non_blocking=True).float().div_(255.0)
+    x = batch_u8.to(device, non_blocking=True).to(dtype).div_(255.0)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def add_train_noise(clean, mode, sigma, gen, sigma_range=(0.0, 55.0)):
-    """S: fixed sigma; B: one sigma per patch drawn uniformly from sigma_range. Generator on CPU."""
-    n = clean.shape[0]
-    noise = torch.randn(clean.shape, generator=gen, dtype=torch.float32)
+def train_noise_draws(shape, gen):
+    """The random numbers behind one batch's training noise: unit normals of the batch's shape and one uniform
+    [0, 1) per patch (mode B's sigma). Generator on CPU."""
+    return torch.randn(shape, generator=gen, dtype=torch.float32), torch.rand(shape[0], generator=gen)
+
+
+def add_train_noise(clean, mode, sigma, gen=None, sigma_range=(0.0, 55.0), draws=None):
+    """S: fixed sigma; B: one sigma per patch, uniform in sigma_range. The random numbers come from gen, or are
+    given as draws (unit normals, per-patch uniforms: see train_noise_draws)."""
+    unit, uniform = draws if draws is not None else train_noise_draws(clean.shape, gen)
     if mode == "B":
-        sigmas = torch.empty(n).uniform_(sigma_range[0], sigma_range[1], generator=gen)
-        noise.mul_((sigmas / 255.0).view(n, 1, 1, 1))
+        low, high = sigma_range
+        scale = ((low + (high - low) * uniform) / 255.0).view(-1, 1, 1, 1)  # np.random.uniform's formula
     else:
-        noise.mul_(sigma / 255.0)
-    noise = noise.to(clean.device, non_blocking=True)
+        scale = sigma / 255.0
+    noise = (unit * scale).to(clean.device, non_blocking=True)
     if clean.is_contiguous(memory_format=torch.channels_last):
         noise = noise.contiguous(memory_format=torch.channels_last)
     return clean + noise

@@ -114,6 +114,9 @@ class Trainer:
             remove_stale_temp_files(args.outf)  # a run killed mid-save leaves its temporary file behind
         torch.manual_seed(args.seed + self.rank)
         self.amp_dtype = resolve_amp(args.amp, self.device)
+        # float64 only where tests compare Adam steps with the references' (fp32 rounding flips the sign of
+        # Adam's first step on near-zero gradients, so two fp32 runs part after one step): test_step_parity
+        self.dtype = torch.float32
         if self.world > 1 and args.batchSize % self.world:
             raise UserError("--batchSize %d does not split over %d processes" % (args.batchSize, self.world))
         self.writer = None
@@ -150,7 +153,7 @@ class Trainer:
             if self.device.type == "cpu":
                 raise UserError("--sync_bn needs CUDA or NPU devices (PyTorch has no SyncBatchNorm on CPU)")
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = model.to(self.device)
+        model = model.to(self.device, self.dtype)
         if a.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
@@ -210,11 +213,12 @@ class Trainer:
         self.log("resumed from %s: %d epochs and %d steps done" % (path, self.epoch, self.step))
 
     # ------------------------------------------------------------------ training
-    def make_inputs(self, batch_u8):
-        """(clean, noisy) for one batch; the noise depends only on (seed, rank, step)."""
+    def make_inputs(self, batch_u8, draws=None):
+        """(clean, noisy) for one batch; the noise depends only on (seed, rank, step). `draws` (unit normals,
+        per-patch uniforms) replaces the generator's, so the references' step can be given the same ones."""
         a = self.args
-        clean = to_float(batch_u8, self.device, a.channels_last)
-        noisy = add_train_noise(clean, a.mode, a.noiseL, noise_generator(a.seed, self.rank, self.step))
+        clean = to_float(batch_u8, self.device, a.channels_last, self.dtype)
+        noisy = add_train_noise(clean, a.mode, a.noiseL, noise_generator(a.seed, self.rank, self.step), draws=draws)
         return clean, noisy
 
     def optimize(self, clean, noisy, lr):
@@ -225,8 +229,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.amp_dtype):
             estimate = denoise(self.net, noisy)
-        # the references' loss: sum of squared errors / 2N, in fp32
-        loss = (estimate.float() - clean).pow(2).sum() / (2 * clean.shape[0])
+        # the references' loss: sum of squared errors / 2N, in fp32 (an autocast estimate is bf16/fp16)
+        loss = (estimate.to(clean.dtype) - clean).pow(2).sum() / (2 * clean.shape[0])
         if not torch.isfinite(loss) and not self.scaler.is_enabled():
             raise UserError("non-finite loss at step %d (epoch %d); last good checkpoint: %s"
                             % (self.step + 1, self.epoch + 1, os.path.join(a.outf, "checkpoint.pth")))
