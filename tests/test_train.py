@@ -53,6 +53,11 @@ def _weights(path):
     return torch.load(path, weights_only=True)
 
 
+def _assert_same_final_weights(tmp_path):
+    a, b = _weights(tmp_path / "full" / "net.pth"), _weights(tmp_path / "split" / "net.pth")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_at_epoch_boundary_equals_uninterrupted(tiny_h5, tmp_path):
     args = ["--amp", "none", "--milestone", "1"]
     full = train(tiny_h5, tmp_path / "full", "--epochs", "2", *args)
@@ -62,8 +67,7 @@ def test_resume_at_epoch_boundary_equals_uninterrupted(tiny_h5, tmp_path):
     second = train(tiny_h5, tmp_path / "split", "--epochs", "2", "--resume", *args)
     assert second.returncode == 0, second.stderr
     assert "resumed from" in second.stdout
-    a, b = _weights(tmp_path / "full" / "net.pth"), _weights(tmp_path / "split" / "net.pth")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    _assert_same_final_weights(tmp_path)
 
 
 def test_resume_with_other_arch_is_an_error(tiny_h5, tmp_path):
@@ -84,8 +88,7 @@ def test_resume_in_the_middle_of_an_epoch_equals_uninterrupted(tiny_h5, tmp_path
     assert (stopped_at["epoch"], stopped_at["step_in_epoch"], stopped_at["step"]) == (1, 2, 9)
     second = train(tiny_h5, tmp_path / "split", *args, "--resume")
     assert second.returncode == 0, second.stderr
-    a, b = _weights(tmp_path / "full" / "net.pth"), _weights(tmp_path / "split" / "net.pth")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    _assert_same_final_weights(tmp_path)
 
 
 def test_resume_with_other_depth_is_an_error(tiny_h5, tmp_path):
