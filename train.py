@@ -16,7 +16,7 @@ from dataset import PatchBatches, add_train_noise, load_train_patches, load_val_
 from models import INITS, build_model, denoise
 from preprocess import add_preprocess_flags, resolve_arch
 from utils import (ArgParser, UserError, add_legacy_flags, atomic_save, autocast, batch_psnr, dist_env, evaluate,
-                   inference_model, init_distributed, legacy_device_id, non_negative, plain_state_dict, positive,
+                   inference_model, init_distributed, legacy_device_id, load_model, non_negative, plain_state_dict, positive,
                    progress, read_checkpoint_file, remove_stale_temp_files, resolve_amp, run_cli, select_device,
                    set_cpu_threads, str2bool)
 
@@ -52,6 +52,8 @@ def parse_args(argv=None):
                    help="reference: each paper's weight init (as their code); residual: DnCNN's init for both, "
                         "ADNet's attention starting at 1 (+0.13 dB on Set12 after 400 steps in one measurement)")
     p.add_argument("--lr_min", type=non_negative(float), default=1e-6)
+    p.add_argument("--init_weights", default=None,
+                   help="start from these weights (any checkpoint test.py loads) with a fresh optimizer: fine-tuning")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=non_negative(int), default=0, help="CPU threads per process (0: cores / processes)")
     p.add_argument("--max_steps", type=non_negative(int), default=0, help="stop after N optimizer steps (0: no limit)")
@@ -149,6 +151,11 @@ class Trainer:
     def build(self):
         a = self.args
         model = build_model(a.arch, a.channels, a.num_of_layers, init=a.init)
+        if a.init_weights:  # a checkpoint found by --resume replaces them
+            start = load_model(a.init_weights, arch=a.arch, num_of_layers=a.num_of_layers if a.arch == "DnCNN" else None)
+            if start.channels != a.channels:
+                raise UserError("--init_weights %s has %d channels, this run %d" % (a.init_weights, start.channels, a.channels))
+            model.load_state_dict(start.state_dict())
         if a.sync_bn and self.world > 1:
             if self.device.type == "cpu":
                 raise UserError("--sync_bn needs CUDA or NPU devices (PyTorch has no SyncBatchNorm on CPU)")
