@@ -22,7 +22,7 @@ import torch
 
 from dataset import PATCH_DEFAULTS, add_train_noise, open_h5, prepare_data, to_float
 from models import build_model, denoise
-from utils import (ArgParser, batch_psnr, denoise_image, inference_model, list_images, resolve_amp, run_cli,
+from utils import (ArgParser, batch_psnr, denoise_image, inference_model, list_images, precision_for, run_cli,
                    set_cpu_threads)
 
 SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data")
@@ -82,10 +82,9 @@ def cpu_model_and_flags():
 def machine_summary():
     import cv2
     model, flags = cpu_model_and_flags()
-    amp = resolve_amp("auto", torch.device("cpu"))
     return ("# bench.py on %s (%s), %d cores, %d threads; torch %s, OpenCV %s; training precision: %s"
             % (model, " ".join(flags) or "no AVX2", os.cpu_count() or 1, torch.get_num_threads(), torch.__version__,
-               cv2.__version__, "bf16 autocast" if amp else "fp32 (no fast bf16 on this CPU)"))
+               cv2.__version__, precision_for("auto", torch.device("cpu"), training=True)))
 
 
 # ----------------------------------------------------------------------------- reference-style data
@@ -180,8 +179,8 @@ def training_patches(arch, data_dir, tmp):
 # ----------------------------------------------------------------------------- sections
 def bench_train(args, tmp):
     print("\n## Training, batch %d, sigma 25 (patches/s, median of %d steps)" % (args.batch, args.steps))
-    bf16_gflops = measured_conv_gflops(resolve_amp("auto", torch.device("cpu")))
-    amp = resolve_amp("auto", torch.device("cpu"))
+    amp = precision_for("auto", torch.device("cpu"), training=True).dtype
+    bf16_gflops = measured_conv_gflops(amp)
     print("| model | patch | reference-style fp32 | this port fp32 | ratio | this port %s | vs fp32 | ceiling | of ceiling |"
           % ("bf16" if amp else "(no fast bf16: fp32)"))
     print("|---|---|---|---|---|---|---|---|---|")

@@ -13,12 +13,12 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from dataset import PatchBatches, add_train_noise, load_train_patches, load_val_images, prepare_data, to_float
-from models import INITS, build_model, denoise
+from models import INITS, build_model, denoise, unwrap
 from preprocess import add_preprocess_flags, resolve_arch
-from utils import (ArgParser, UserError, add_legacy_flags, atomic_save, autocast, batch_psnr, dist_env, evaluate,
-                   inference_model, init_distributed, legacy_device_id, load_model, non_negative, plain_state_dict, positive,
-                   progress, read_checkpoint_file, remove_stale_temp_files, resolve_amp, run_cli, select_device,
-                   set_cpu_threads, str2bool)
+from utils import (AMP_CHOICES, ArgParser, UserError, add_legacy_flags, apex_amp, atomic_save, autocast, batch_psnr,
+                   dist_env, evaluate, grad_scaler, inference_model, init_distributed, legacy_device_id, load_model,
+                   non_negative, plain_state_dict, positive, precision_for, progress, read_checkpoint_file,
+                   remove_stale_temp_files, run_cli, select_device, set_cpu_threads, str2bool)
 
 WARMUP_STEPS = 5  # steps left out of the FPS figure (allocator, oneDNN kernel selection)
 
@@ -40,9 +40,10 @@ def parse_args(argv=None):
     # this port's flags
     p.add_argument("--h5_dir", default=".", help="folder of train.h5 / val.h5")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "npu"))
-    p.add_argument("--amp", default="auto", choices=("auto", "none", "bf16", "fp16"),
-                   help="auto: bf16 on AMX/AVX512-BF16 CPUs and bf16-capable GPUs, fp16 (+GradScaler) elsewhere on GPU/NPU")
-    p.add_argument("--opt_level", default="O2", help="apex opt level (NPU with apex only)")
+    p.add_argument("--amp", default="auto", choices=AMP_CHOICES,
+                   help="auto: bf16 on AMX/AVX512-BF16 CPUs and GPUs with native bf16, fp16 (+loss scaling) on other "
+                        "GPUs and NPUs, else fp32; bf16/fp16 the hardware would emulate run fp32 unless forced (bf16!)")
+    p.add_argument("--opt_level", default="O2", help="apex opt level (fp16 on an NPU with apex only)")
     p.add_argument("--loss_scale", default="dynamic", help="apex / fp16 loss scale: 'dynamic' or a number")
     p.add_argument("--channels_last", type=str2bool, default=True)
     p.add_argument("--compile", type=str2bool, default=False, help="torch.compile the model")
@@ -60,6 +61,8 @@ def parse_args(argv=None):
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from PATH, or from OUTF/checkpoint.pth when no path is given")
     p.add_argument("--save_every", type=non_negative(int), default=0, help="also save checkpoint.pth every N steps")
+    p.add_argument("--save_minutes", type=non_negative(float), default=10,
+                   help="also save checkpoint.pth when this many minutes passed since the last save (0: off)")
     p.add_argument("--log_every", type=positive(int), default=10)
     p.add_argument("--sync_bn", action="store_true", help="SyncBatchNorm across processes")
     p.add_argument("--save_module_prefix", action="store_true",
@@ -91,39 +94,117 @@ def noise_generator(seed, rank, step):
     return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2 ** 63))
 
 
-def apex_amp():
-    """NVIDIA/Ascend apex.amp when really installed (PyPI's 'apex' is an unrelated package)."""
-    try:
-        from apex import amp
-    except Exception:
-        return None
-    return amp if hasattr(amp, "initialize") and hasattr(amp, "scale_loss") else None
+class Throughput:
+    """Patches per second over the steps after each epoch's warm-up (over all steps while there are none)."""
+
+    def __init__(self, batch_size, warmup=WARMUP_STEPS):
+        self.batch_size, self.warmup = batch_size, warmup
+        self.steps = self.seconds = self.all_steps = self.all_seconds = self.last = 0
+
+    def update(self, seconds, step_in_epoch):
+        self.last = seconds
+        self.all_steps, self.all_seconds = self.all_steps + 1, self.all_seconds + seconds
+        if step_in_epoch > self.warmup:
+            self.steps, self.seconds = self.steps + 1, self.seconds + seconds
+
+    def per_second(self):
+        steps, seconds = (self.steps, self.seconds) if self.seconds else (self.all_steps, self.all_seconds)
+        return self.batch_size * steps / seconds if seconds else 0.0
 
 
 class Trainer:
-    def __init__(self, args):
-        self.args = args
+    """One training run. Everything it holds is made in __init__; train_one_epoch() and end_epoch() (validate,
+    then save) are its verbs and run() the epoch loop. `model` is the bare network (weights, checkpoints,
+    validation), `net` what the step runs (DDP- and/or compile-wrapped)."""
+
+    def __init__(self, args, dtype=torch.float32):
+        a = self.args = args
         self.rank, self.local_rank, self.world = dist_env()
-        self.device = select_device(args.device, self.local_rank, legacy_device_id(args) if self.world == 1 else None)
-        if args.workers:
-            torch.set_num_threads(args.workers)
+        self.is_main = self.rank == 0
+        if self.world > 1 and a.batchSize % self.world:
+            raise UserError("--batchSize %d does not split over %d processes" % (a.batchSize, self.world))
+        self.device = select_device(a.device, self.local_rank, legacy_device_id(a) if self.world == 1 else None)
+        if a.workers:
+            torch.set_num_threads(a.workers)
         else:
             set_cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", self.world)))
-        init_distributed(self.device, args.timeout)
-        self.is_main = self.rank == 0
+        if a.preprocess and self.is_main:
+            prepare_data(a.data_path, a.h5_dir, a.arch, a.mode, a.patch_size, a.stride, a.aug_times,
+                         a.train_data, a.val_data, a.seed, a.quiet, a.channels)
+        init_distributed(self.device, a.timeout)
+        self.barrier()
         if self.is_main:
-            os.makedirs(args.outf, exist_ok=True)
-            remove_stale_temp_files(args.outf)  # a run killed mid-save leaves its temporary file behind
-        torch.manual_seed(args.seed + self.rank)
-        self.amp_dtype = resolve_amp(args.amp, self.device)
+            os.makedirs(a.outf, exist_ok=True)
+            remove_stale_temp_files(a.outf)  # a run killed mid-save leaves its temporary file behind
+        torch.manual_seed(a.seed + self.rank)
+
+        # data
+        expect = dict(mode=a.mode, patch_size=a.patch_size, stride=a.stride, aug_times=a.aug_times, channels=a.channels)
+        patches, attrs = load_train_patches(a.h5_dir, expect)
+        self.batches = PatchBatches(patches, a.batchSize // self.world, self.rank, self.world, a.seed)
+        self.val_images = load_val_images(a.h5_dir)
+        self.log("# of training samples: %d (%s)" % (len(patches), ", ".join(
+            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times") if k in attrs)))
+
+        # model, optimizer, precision
         # float64 only where tests compare Adam steps with the references' (fp32 rounding flips the sign of
         # Adam's first step on near-zero gradients, so two fp32 runs part after one step): test_step_parity
-        self.dtype = torch.float32
-        if self.world > 1 and args.batchSize % self.world:
-            raise UserError("--batchSize %d does not split over %d processes" % (args.batchSize, self.world))
-        self.writer = None
+        self.dtype = dtype
+        self.precision = precision_for(a.amp, self.device, training=True)
+        self.model = self.new_model(a.init).to(self.device, dtype)
+        if a.init_weights:  # a checkpoint found by --resume replaces them
+            self.model.load_state_dict(self.start_weights(a.init_weights))
+        if a.sync_bn and self.world > 1:
+            if self.device.type == "cpu":
+                raise UserError("--sync_bn needs CUDA or NPU devices (PyTorch has no SyncBatchNorm on CPU)")
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if a.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=a.lr)
+        self.apex = apex_amp() if self.precision.scaler == "apex" else None
+        if self.apex:  # O2: fp16 model, fp32 master weights in the optimizer (the Ascend ports' set-up)
+            self.model, self.optimizer = self.apex.initialize(self.model, self.optimizer, opt_level=a.opt_level,
+                                                              loss_scale=a.loss_scale or "dynamic")
+        self.scaler = grad_scaler(self.precision, self.device, a.loss_scale)
+        self.net = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type in ("cuda", "npu") else None
+            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        if a.compile:
+            self.net = torch.compile(self.net)
+        self.net.train()  # validation runs on a folded fp32 copy, so this stays in training mode
 
-    # ------------------------------------------------------------------ set-up
+        # progress
+        self.epoch, self.step, self.step_in_epoch, self.best_psnr = 0, 0, 0, -1.0
+        self.total_steps = len(self.batches) * a.epochs
+        if a.max_steps:
+            self.total_steps = min(self.total_steps, a.max_steps)
+        self.lr = a.lr
+        self.loss = None
+        # a non-finite loss is noted on the device and read at the log interval and before saving: a per-step
+        # check would make the host wait for the device every step
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self.checked_step = 0
+        self.last_save = time.monotonic()
+        self.throughput = Throughput(a.batchSize)
+        self.writer = None
+        if self.is_main and a.tensorboard:
+            from tensorboardX import SummaryWriter
+            self.writer = SummaryWriter(a.outf)
+        if a.resume:
+            self.resume()
+
+    def new_model(self, init=None):
+        a = self.args
+        return build_model(a.arch, a.channels, a.num_of_layers, init=init)
+
+    def start_weights(self, path):
+        a = self.args
+        start = load_model(path, arch=a.arch, num_of_layers=a.num_of_layers if a.arch == "DnCNN" else None)
+        if start.channels != a.channels:
+            raise UserError("--init_weights %s has %d channels, this run %d" % (path, start.channels, a.channels))
+        return start.state_dict()
+
     def log(self, msg):
         if self.is_main:
             tqdm.write(msg)  # keeps a progress bar (terminal only) below the log lines
@@ -135,61 +216,37 @@ class Trainer:
         if self.world > 1:
             torch.distributed.barrier()
 
-    def prepare_data(self):
-        a = self.args
-        if a.preprocess and self.is_main:
-            prepare_data(a.data_path, a.h5_dir, a.arch, a.mode, a.patch_size, a.stride, a.aug_times,
-                         a.train_data, a.val_data, a.seed, a.quiet, a.channels)
-        self.barrier()
-        expect = dict(mode=a.mode, patch_size=a.patch_size, stride=a.stride, aug_times=a.aug_times, channels=a.channels)
-        patches, attrs = load_train_patches(a.h5_dir, expect)
-        self.batches = PatchBatches(patches, a.batchSize // self.world, self.rank, self.world, a.seed)
-        self.val_images = load_val_images(a.h5_dir)
-        self.log("# of training samples: %d (%s)" % (len(patches), ", ".join(
-            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times") if k in attrs)))
-
-    def build(self):
-        a = self.args
-        model = build_model(a.arch, a.channels, a.num_of_layers, init=a.init)
-        if a.init_weights:  # a checkpoint found by --resume replaces them
-            start = load_model(a.init_weights, arch=a.arch, num_of_layers=a.num_of_layers if a.arch == "DnCNN" else None)
-            if start.channels != a.channels:
-                raise UserError("--init_weights %s has %d channels, this run %d" % (a.init_weights, start.channels, a.channels))
-            model.load_state_dict(start.state_dict())
-        if a.sync_bn and self.world > 1:
-            if self.device.type == "cpu":
-                raise UserError("--sync_bn needs CUDA or NPU devices (PyTorch has no SyncBatchNorm on CPU)")
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = model.to(self.device, self.dtype)
-        if a.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
-        self.apex = apex_amp() if self.device.type == "npu" and self.amp_dtype is not None else None
-        if self.apex:
-            model, self.optimizer = self.apex.initialize(model, self.optimizer, opt_level=a.opt_level,
-                                                         loss_scale=a.loss_scale or "dynamic")
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16 and not self.apex,
-                                           **({"init_scale": a.loss_scale} if a.loss_scale else {}))
-        self.model = model
-        self.net = model
-        if self.world > 1:
-            ids = [self.device.index] if self.device.type in ("cuda", "npu") else None
-            self.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        if a.compile:
-            self.net = torch.compile(self.net)
-        self.net.train()  # validation runs on a folded copy, so this stays in training mode
-        self.epoch, self.step, self.step_in_epoch, self.best_psnr = 0, 0, 0, -1.0
-
     # ------------------------------------------------------------------ checkpoints
+    def weights(self):
+        """The bare network's fp32 CPU weights; under apex O2 the optimizer's fp32 master parameters."""
+        state = {k: v.float() if v.is_floating_point() else v for k, v in plain_state_dict(self.model).items()}
+        if self.apex:
+            names = [name for name, _ in unwrap(self.model).named_parameters()]
+            for name, master in zip(names, self.apex.master_params(self.optimizer)):
+                state[name] = master.detach().float().cpu().clone()
+        return state
+
     def state(self):
-        return {"model": plain_state_dict(self.model), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "epoch": self.epoch, "step": self.step,
-                "step_in_epoch": self.step_in_epoch, "best_psnr": self.best_psnr,
-                "rng_cpu": torch.get_rng_state(), "args": dict(vars(self.args)), "format_version": 1}
+        state = {"model": self.weights(), "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                 "precision": {"dtype": self.precision.name, "scaler": self.precision.scaler},
+                 "epoch": self.epoch, "step": self.step, "step_in_epoch": self.step_in_epoch,
+                 "best_psnr": self.best_psnr, "rng_cpu": torch.get_rng_state(), "args": dict(vars(self.args)),
+                 "format_version": 1}
+        if self.apex:
+            state["apex"] = self.apex.state_dict()
+        return state
 
     def save(self, name="checkpoint.pth"):
+        self.check_finite()  # never replace the last good checkpoint with a diverged one
         if self.is_main:
             atomic_save(self.state(), os.path.join(self.args.outf, name))
+        self.last_save = time.monotonic()
+
+    def save_due(self):
+        a = self.args
+        if a.save_every and self.step % a.save_every == 0:
+            return True
+        return bool(a.save_minutes) and time.monotonic() - self.last_save >= 60 * a.save_minutes
 
     def resume(self):
         a = self.args
@@ -203,21 +260,35 @@ class Trainer:
         if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "model" not in ckpt:
             raise UserError("--resume: %s is not a training checkpoint of train.py (use its checkpoint.pth)" % path)
         saved = ckpt.get("args", {})
-        for key in ("arch", "num_of_layers", "mode", "channels"):
+        for key in ("arch", "num_of_layers", "mode", "channels"):  # what the weights and patches depend on
             if key in saved and saved[key] != getattr(a, key) and not (key == "num_of_layers" and a.arch == "ADNet"):
                 raise UserError("--resume: %s was trained with --%s %s, this run asks for %s"
                                 % (path, key, saved[key], getattr(a, key)))
-        try:
+        try:  # apex's documented order: after amp.initialize, model, optimizer, then amp
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
             raise UserError("--resume: %s does not fit this model: %s" % (path, str(e).splitlines()[0]))
-        self.scaler.load_state_dict(ckpt.get("scaler") or {})
+        self.resume_scaler(ckpt)
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
         self.step_in_epoch, self.best_psnr = ckpt.get("step_in_epoch", 0), ckpt.get("best_psnr", -1.0)
+        self.checked_step = self.step
         if "rng_cpu" in ckpt:
             torch.set_rng_state(ckpt["rng_cpu"])
         self.log("resumed from %s: %d epochs and %d steps done" % (path, self.epoch, self.step))
+
+    def resume_scaler(self, ckpt):
+        """The saved loss-scaler state where this run scales the loss the same way; a fresh one otherwise
+        (a CPU bf16 run resumed on a GPU or NPU in fp16, say)."""
+        state = ckpt.get("scaler") or {}
+        saved = ckpt.get("precision") or {"dtype": "fp16" if state else "fp32 or bf16", "scaler": "torch" if state else None}
+        if saved.get("scaler") == self.precision.scaler and (state or "apex" in ckpt):
+            if self.apex:
+                self.apex.load_state_dict(ckpt["apex"])
+            else:
+                self.scaler.load_state_dict(state)
+        elif self.precision.scaler:
+            self.log("resuming a %s run in %s: the loss scale starts afresh" % (saved.get("dtype"), self.precision))
 
     # ------------------------------------------------------------------ training
     def make_inputs(self, batch_u8, draws=None):
@@ -229,18 +300,16 @@ class Trainer:
         return clean, noisy
 
     def optimize(self, clean, noisy, lr):
-        """One optimizer step; returns the (fp32) loss and the clean estimate."""
-        a = self.args
+        """One optimizer step; returns the (fp32) loss and the clean estimate. Reads nothing back from the device."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device, self.amp_dtype):
+        with autocast(self.device, self.precision.dtype):
             estimate = denoise(self.net, noisy)
         # the references' loss: sum of squared errors / 2N, in fp32 (an autocast estimate is bf16/fp16)
         loss = (estimate.to(clean.dtype) - clean).pow(2).sum() / (2 * clean.shape[0])
-        if not torch.isfinite(loss) and not self.scaler.is_enabled():
-            raise UserError("non-finite loss at step %d (epoch %d); last good checkpoint: %s"
-                            % (self.step + 1, self.epoch + 1, os.path.join(a.outf, "checkpoint.pth")))
+        if not self.precision.scaler:  # a loss scaler skips non-finite steps itself: under fp16 they are no stop
+            self.nonfinite = self.nonfinite | ~torch.isfinite(loss)
         if self.apex:
             with self.apex.scale_loss(loss, self.optimizer) as scaled:
                 scaled.backward()
@@ -251,101 +320,82 @@ class Trainer:
             self.scaler.update()
         return loss, estimate
 
+    def check_finite(self):
+        if self.nonfinite.item():
+            raise UserError("non-finite loss at step %d or before (steps %d-%d of epoch %d are checked together); "
+                            "last good checkpoint: %s" % (self.step, self.checked_step + 1, self.step, self.epoch + 1,
+                                                          os.path.join(self.args.outf, "checkpoint.pth")))
+        self.checked_step = self.step
+
+    def train_one_epoch(self):
+        """Steps to the end of the epoch (True) or to --max_steps (False)."""
+        a = self.args
+        self.batches.set_epoch(self.epoch)
+        steps_per_epoch = len(self.batches)
+        bar = progress(self.batches.batches(skip=self.step_in_epoch), quiet=a.quiet or not self.is_main,
+                       total=steps_per_epoch, initial=self.step_in_epoch, desc="epoch %d" % (self.epoch + 1),
+                       unit="step", leave=False)
+        tick = time.time()
+        for batch_u8 in bar:
+            self.lr = lr_at(a, self.epoch, self.step, self.total_steps)
+            clean, noisy = self.make_inputs(batch_u8)
+            self.loss, estimate = self.optimize(clean, noisy, self.lr)
+            self.step += 1
+            self.step_in_epoch += 1
+            self.throughput.update(time.time() - tick, self.step_in_epoch)
+            if self.step_in_epoch % a.log_every == 0 or self.step_in_epoch == steps_per_epoch:
+                self.log_step(estimate, clean)
+            if self.save_due():
+                self.save()
+            if a.max_steps and self.step >= a.max_steps:
+                bar.close()
+                return False
+            tick = time.time()  # logging and saving are not step time
+        bar.close()
+        self.epoch += 1
+        self.step_in_epoch = 0
+        return True
+
+    def log_step(self, estimate, clean):
+        self.check_finite()
+        loss = self.loss.item()
+        psnr_train = batch_psnr(estimate.detach().float().clamp(0, 1), clean)
+        self.log("[epoch %d][%d/%d] loss: %.4f PSNR_train: %.4f time: %.3f FPS: %.3f"
+                 % (self.epoch + 1, self.step_in_epoch, len(self.batches), loss, psnr_train, self.throughput.last,
+                    self.throughput.per_second()))
+        if self.writer:
+            self.writer.add_scalar("loss", loss, self.step)
+            self.writer.add_scalar("PSNR_train", psnr_train, self.step)
+            self.writer.add_scalar("lr", self.lr, self.step)
+
     def validate(self):
-        """Mean PSNR on the validation images, split over the ranks, seeded noise (the test protocol)."""
-        net = inference_model(self.model, self.device)
+        """Mean PSNR on the validation images, split over the ranks, seeded noise (the test protocol).
+
+        It runs on a fresh fp32 copy of the weights, BN folded: not on the training model, which may be
+        SyncBatchNorm, or apex's fp16 model with a patched forward."""
+        copy = self.new_model()
+        copy.load_state_dict(self.weights())
+        net = inference_model(copy, self.device)
         mine = self.val_images[self.rank::self.world]
         rows = evaluate(net, mine, self.args.val_noiseL, self.device) if mine else []
         total = torch.tensor([sum(r["psnr"] for r in rows), float(len(rows))])  # fp32: HCCL has no fp64 sum
         if self.world > 1:
             total = total.to(self.device)
             torch.distributed.all_reduce(total)
-        self.last_val_rows = rows
-        return (total[0] / total[1]).item()
+        return (total[0] / total[1]).item(), rows
 
-    def run(self):
-        a = self.args
-        self.prepare_data()
-        self.build()
-        if a.resume:
-            self.resume()
-        if self.is_main and a.tensorboard:
-            from tensorboardX import SummaryWriter
-            self.writer = SummaryWriter(a.outf)
-        steps_per_epoch = len(self.batches)
-        total_steps = steps_per_epoch * a.epochs
-        if a.max_steps:
-            total_steps = min(total_steps, a.max_steps)
-        amp_name = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
-        self.log("%s on %s x%d, amp %s, channels_last %s, %d steps/epoch, global batch %d"
-                 % (a.arch, self.device, self.world, amp_name, a.channels_last, steps_per_epoch, a.batchSize))
-        timed_steps, timed_seconds, all_steps, all_seconds, loss = 0, 0.0, 0, 0.0, None
-        run_start = time.time()
-        stopped = False
-        while self.epoch < a.epochs and not stopped:
-            self.batches.set_epoch(self.epoch)
-            lr = lr_at(a, self.epoch, self.step, total_steps)
-            tick = time.time()
-            bar = progress(self.batches.batches(skip=self.step_in_epoch), quiet=a.quiet or not self.is_main,
-                           total=steps_per_epoch, initial=self.step_in_epoch, desc="epoch %d" % (self.epoch + 1),
-                           unit="step", leave=False)
-            for batch_u8 in bar:
-                lr = lr_at(a, self.epoch, self.step, total_steps)
-                clean, noisy = self.make_inputs(batch_u8)
-                loss, estimate = self.optimize(clean, noisy, lr)
-                self.step += 1
-                self.step_in_epoch += 1
-                now = time.time()
-                step_time, tick = now - tick, now
-                all_steps, all_seconds = all_steps + 1, all_seconds + step_time
-                if self.step_in_epoch > WARMUP_STEPS:
-                    timed_steps, timed_seconds = timed_steps + 1, timed_seconds + step_time
-                if self.step_in_epoch % a.log_every == 0 or self.step_in_epoch == steps_per_epoch:
-                    loss_value = loss.item()
-                    psnr_train = batch_psnr(estimate.detach().float().clamp(0, 1), clean)
-                    fps = a.batchSize * timed_steps / timed_seconds if timed_seconds else a.batchSize / step_time
-                    self.log("[epoch %d][%d/%d] loss: %.4f PSNR_train: %.4f time: %.3f FPS: %.3f"
-                             % (self.epoch + 1, self.step_in_epoch, steps_per_epoch, loss_value, psnr_train,
-                                step_time, fps))
-                    if self.writer:
-                        self.writer.add_scalar("loss", loss_value, self.step)
-                        self.writer.add_scalar("PSNR_train", psnr_train, self.step)
-                        self.writer.add_scalar("lr", lr, self.step)
-                if a.save_every and self.step % a.save_every == 0:
-                    self.save()
-                if a.max_steps and self.step >= a.max_steps:
-                    stopped = True
-                    break
-                tick = time.time()
-            bar.close()
-            if not stopped:
-                self.epoch += 1
-                self.step_in_epoch = 0
-            self.end_epoch(lr)
-        if not timed_steps:  # a run shorter than the warm-up: report what there is
-            timed_steps, timed_seconds = all_steps, all_seconds
-        fps = a.batchSize * timed_steps / timed_seconds if timed_seconds else 0.0
-        self.log("FPS: %.3f" % fps)
-        self.log("best PSNR_val: %.4f" % self.best_psnr)
-        self.log("loss: %.6f" % (loss.item() if loss is not None else float("nan")))
-        self.log("training time: %.1f s" % (time.time() - run_start))
-        if self.writer:
-            self.writer.close()
-        return 0
-
-    def end_epoch(self, lr):
-        psnr_val = self.validate()
+    def end_epoch(self):
+        """Validate, then write best_model.pth (when better), net.pth and checkpoint.pth."""
+        psnr_val, rows = self.validate()
         self.log("\n[epoch %d] PSNR_val: %.4f" % (self.epoch + (1 if self.step_in_epoch else 0), psnr_val))
         if self.writer:
             self.writer.add_scalar("PSNR_val", psnr_val, self.epoch)
-            self.writer.add_scalar("lr_epoch", lr, self.epoch)
-            if self.last_val_rows:
-                row = self.last_val_rows[0]
-                clean = self.val_images[0][1]
-                for tag, img in (("images/clean", clean), ("images/noisy", row["noisy"].clip(0, 1)),
-                                 ("images/denoised", row["denoised"])):
+            self.writer.add_scalar("lr_epoch", self.lr, self.epoch)
+            if rows:
+                for tag, img in (("images/clean", self.val_images[0][1]), ("images/noisy", rows[0]["noisy"].clip(0, 1)),
+                                 ("images/denoised", rows[0]["denoised"])):
                     self.writer.add_image(tag, img[::-1].copy(), self.epoch)  # BGR -> RGB (gray: as it is)
-        weights = plain_state_dict(self.model)
+        weights = self.weights()
         if self.args.save_module_prefix:
             weights = {"module." + k: v for k, v in weights.items()}
         if psnr_val > self.best_psnr:
@@ -355,6 +405,26 @@ class Trainer:
         if self.is_main:
             atomic_save(weights, os.path.join(self.args.outf, "net.pth"))
         self.save()
+
+    def run(self):
+        a = self.args
+        self.log("%s on %s x%d, amp %s, channels_last %s, %d steps/epoch, global batch %d"
+                 % (a.arch, self.device, self.world, self.precision.name, a.channels_last, len(self.batches),
+                    a.batchSize))
+        self.log("precision: %s" % self.precision)
+        start = time.time()
+        while self.epoch < a.epochs:
+            finished_epoch = self.train_one_epoch()
+            self.end_epoch()
+            if not finished_epoch:
+                break
+        self.log("FPS: %.3f" % self.throughput.per_second())
+        self.log("best PSNR_val: %.4f" % self.best_psnr)
+        self.log("loss: %.6f" % (self.loss.item() if self.loss is not None else float("nan")))
+        self.log("training time: %.1f s" % (time.time() - start))
+        if self.writer:
+            self.writer.close()
+        return 0
 
 
 def relaunch_legacy(args, argv):

@@ -358,7 +358,9 @@ def npu_available():
     return hasattr(torch, "npu") and torch.npu.is_available()
 
 
-def _device_index(kind, count, local_rank, device_id):
+def device_index(kind, count, local_rank=0, device_id=None):
+    """Which of `count` devices this process takes: --DeviceID / --device_id (or, on NPU, ASCEND_DEVICE_ID)
+    when given, else the local rank."""
     if device_id is None:
         return local_rank % count
     if device_id >= count:
@@ -366,44 +368,147 @@ def _device_index(kind, count, local_rank, device_id):
     return device_id
 
 
+def ascend_device_id(env=None):
+    """ASCEND_DEVICE_ID as the Ascend wrappers export it, or None."""
+    value = (os.environ if env is None else env).get("ASCEND_DEVICE_ID", "")
+    return int(value) if value.strip().isdigit() else None
+
+
 def select_device(name="auto", local_rank=0, device_id=None):
-    """The torch device to run on; device_id (the legacy --DeviceID) picks the accelerator, else the local rank."""
+    """The torch device to run on; device_id (the legacy --DeviceID) picks the accelerator, else the local rank.
+
+    A one-process NPU run without --DeviceID takes ASCEND_DEVICE_ID, as the Ascend ports' scripts did.
+    """
     if name == "auto":
         name = "npu" if npu_available() else "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
-        torch.cuda.set_device(_device_index("CUDA", torch.cuda.device_count(), local_rank, device_id))
+        torch.cuda.set_device(device_index("CUDA", torch.cuda.device_count(), local_rank, device_id))
         return torch.device("cuda", torch.cuda.current_device())
     if name == "npu":
         if not npu_available():
             raise UserError("--device npu: torch_npu (with Ascend CANN) is not importable or sees no NPU")
-        torch.npu.set_device(_device_index("NPU", torch.npu.device_count(), local_rank, device_id))
+        if device_id is None and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            device_id = ascend_device_id()
+        torch.npu.set_device(device_index("NPU", torch.npu.device_count(), local_rank, device_id))
         return torch.device("npu", torch.npu.current_device())
     if name != "cpu":
         raise UserError("unknown device %r (auto, cpu, cuda, npu)" % name)
     return torch.device("cpu")
 
 
+# ----------------------------------------------------------------------------- precision
+AMP_CHOICES = ("auto", "none", "bf16", "fp16", "bf16!", "fp16!")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_fast_isa(dtype_name):
+    """The CPU feature that runs this dtype at full speed ('AMX', 'AVX512-BF16', 'AMX-FP16'), or None."""
+    probes = {"bf16": (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported")),
+              "fp16": (("AMX-FP16", "_is_amx_fp16_supported"),)}[dtype_name]
+    for isa, probe in probes:
+        try:
+            if getattr(torch.cpu, probe)():
+                return isa
+        except AttributeError:
+            pass
+    return None
+
+
 def cpu_has_fast_bf16():
+    return cpu_fast_isa("bf16") is not None
+
+
+def apex_amp():
+    """NVIDIA/Ascend apex.amp when really installed (PyPI's 'apex' is an unrelated package)."""
     try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:
-        return False
+        from apex import amp
+    except Exception:
+        return None
+    return amp if hasattr(amp, "initialize") and hasattr(amp, "scale_loss") else None
 
 
-def resolve_amp(amp, device):
-    """torch dtype for autocast, or None for fp32. 'auto' picks what the device runs fast."""
-    table = {"none": None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if amp != "auto":
-        if amp not in table:
-            raise UserError("unknown --amp %r (auto, none, bf16, fp16)" % amp)
-        return table[amp]
+def device_caps(device):
+    """What the precision policy needs to know of a device, as plain values (tests pass their own).
+
+    fast: {dtype name: why it is fast} for the half types the hardware runs natively.
+    """
     if device.type == "cpu":
-        return torch.bfloat16 if cpu_has_fast_bf16() else None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float16  # npu
+        fast = {name: cpu_fast_isa(name) for name in _DTYPES}
+    elif device.type == "cuda":
+        # including_emulation=False: current torch otherwise says yes on a V100 or T4, which emulate bf16 slowly
+        fast = {"fp16": "CUDA"}
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            fast["bf16"] = "native bf16 on this GPU"
+    else:  # npu: fp16 is the Ascend ports' precision; bf16 exists on 910B only, which torch_npu does not tell apart
+        fast = {"fp16": "NPU"}
+    return {"kind": device.type, "fast": {k: v for k, v in fast.items() if v}, "apex": device.type == "npu"
+            and apex_amp() is not None}
+
+
+class Precision:
+    """Autocast dtype (None: fp32), the loss scaler ('torch', 'npu', 'apex' or None) and why, in one place."""
+
+    def __init__(self, dtype, scaler=None, why=""):
+        self.dtype, self.scaler, self.why = dtype, scaler, why
+
+    @property
+    def name(self):
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def __str__(self):
+        kind = self.name if self.dtype is None else self.name + " autocast"
+        scaler = {None: "", "torch": " + GradScaler", "npu": " + torch_npu GradScaler", "apex": " + apex amp"}
+        return "%s%s (%s)" % (kind, scaler[self.scaler], self.why) if self.why else kind + scaler[self.scaler]
+
+
+def precision_policy(amp, caps, training=False):
+    """The one precision decision of train.py, test.py and demo.py, from --amp and the device's capabilities.
+
+    'auto' takes a half type only where the hardware runs it natively (bf16, else fp16 on GPUs and NPUs);
+    an explicit bf16 / fp16 the hardware would emulate (several times slower than fp32) runs fp32 and says so,
+    unless forced with a '!' (--amp bf16!). Training in fp16 scales the loss: apex on an NPU that has it (the
+    Ascend ports' O2), torch_npu's GradScaler on other NPUs, torch's elsewhere.
+    """
+    if amp not in AMP_CHOICES + ("fp32",):
+        raise UserError("unknown --amp %r (%s)" % (amp, ", ".join(AMP_CHOICES)))
+    kind, fast = caps["kind"], caps["fast"]
+    hardware = "CPU" if kind == "cpu" else kind.upper() if kind == "npu" else "GPU"
+    name, forced = amp.rstrip("!"), amp.endswith("!")
+    if name in ("none", "fp32"):
+        return Precision(None, None, "--amp %s" % name)
+    if name == "auto":
+        if "bf16" in fast:
+            name, why = "bf16", fast["bf16"]
+        elif kind != "cpu":
+            name, why = "fp16", "no native bf16 on this %s" % hardware if kind == "cuda" else "the Ascend ports' AMP"
+        else:
+            return Precision(None, None, "no fast bf16 on this CPU")
+    elif name in fast:
+        why = fast[name]
+    elif forced:
+        why = "forced: this %s emulates %s" % (hardware, name)
+    else:
+        return Precision(None, None, "--amp %s asked, but this %s has no fast %s (emulated, several times slower "
+                                     "than fp32): running fp32; --amp %s! forces it" % (name, hardware, name, name))
+    scaler = None
+    if training and name == "fp16":
+        scaler = "apex" if caps.get("apex") else "npu" if kind == "npu" else "torch"
+    return Precision(_DTYPES[name], scaler, why)
+
+
+def precision_for(amp, device, training=False):
+    return precision_policy(amp, device_caps(device), training)
+
+
+def grad_scaler(precision, device, loss_scale=None):
+    """The loss scaler the policy chose; a disabled torch one (a pass-through) for fp32, bf16 and apex."""
+    kwargs = {"init_scale": loss_scale} if loss_scale else {}
+    if precision.scaler == "npu":
+        from torch_npu.npu.amp import GradScaler  # catches overflows under Ascend's saturation mode
+        return GradScaler(**kwargs)
+    return torch.amp.GradScaler(device.type, enabled=precision.scaler == "torch", **kwargs)
 
 
 def autocast(device, dtype):
@@ -533,7 +638,7 @@ def add_legacy_flags(parser):
     """
     g = parser.add_argument_group("Ascend ports' launch flags (accepted; see README)")
     g.add_argument("--is_distributed", type=int, default=0, help="accepted; distribution follows --num_gpus")
-    g.add_argument("--DeviceID", "--device-list", "--device_list", dest="device_list", type=device_list, default=None,
+    g.add_argument("--DeviceID", "--device-list", "--device_list", "--device_id", dest="device_list", type=device_list, default=None,
                    help="device id (8p: 0,1,...,7) on CUDA/NPU; ignored on CPU")
     g.add_argument("--num_gpus", "--gpu_use_num", "--world_size", "--worldsize", dest="num_gpus", type=int,
                    default=None, help="train.py: processes to train with")
@@ -550,8 +655,9 @@ def add_common_inference_flags(parser):
     parser.add_argument("--num_of_layers", type=non_negative(int), default=None,
                         help="check the DnCNN depth (read from the checkpoint)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "npu"))
-    parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
-                        help="inference precision (bf16 is ~0.02 dB below fp32, several times faster on AMX CPUs)")
+    parser.add_argument("--amp", default="none", choices=AMP_CHOICES,
+                        help="inference precision; bf16 is ~0.02 dB below fp32 and several times faster on AMX or "
+                             "AVX512-BF16 CPUs; where the hardware would emulate it, fp32 runs unless forced (bf16!)")
     parser.add_argument("--tile", type=non_negative(int), default=0, help="denoise in tiles of N pixels (0: whole images)")
     parser.add_argument("--x8", action="store_true",
                         help="self-ensemble: average the outputs for the 8 flips/rotations (8x slower, a little better)")

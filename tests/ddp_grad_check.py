@@ -13,8 +13,6 @@ def main(h5_dir, out_file):
     args = parse_args(["--h5_dir", h5_dir, "--outf", os.path.dirname(out_file), "--amp", "none", "--num_of_layers", "5",
                        "--batchSize", "8", "--tensorboard", "False", "--quiet"])
     trainer = Trainer(args)
-    trainer.prepare_data()
-    trainer.build()
     clean = to_float(trainer.batches.patches[:8], trainer.device)
     noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(123))
     per_rank = 8 // trainer.world

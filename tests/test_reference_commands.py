@@ -22,7 +22,7 @@ import torch
 from conftest import ROOT, SHARED, make_image, needs_shared
 from dataset import default_arch, default_folders
 from models import build_model
-from utils import UserError, _device_index, legacy_device_id, resolve_set, select_device
+from utils import UserError, device_index, legacy_device_id, resolve_set, select_device
 
 DNCNN_LINES = [
     "pip install -r 1.5_requirements.txt",
@@ -191,9 +191,9 @@ def test_every_script_takes_the_legacy_flags(capsys):
     assert load_script("preprocess").main(legacy + ["--preprocess", "False"]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert select_device("cpu", device_id=5).type == "cpu"  # a device id means nothing on CPU
-    assert _device_index("CUDA", 2, local_rank=3, device_id=None) == 1 and _device_index("CUDA", 2, 0, 1) == 1
+    assert device_index("CUDA", 2, local_rank=3, device_id=None) == 1 and device_index("CUDA", 2, 0, 1) == 1
     with pytest.raises(UserError, match="--DeviceID 5: this machine has 2 CUDA"):
-        _device_index("CUDA", 2, 0, 5)
+        device_index("CUDA", 2, 0, 5)
 
 
 def test_adnet_layout_defaults(tmp_path, monkeypatch):

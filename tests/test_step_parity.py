@@ -117,14 +117,14 @@ def keep_thread_count():
     torch.set_num_threads(threads)
 
 
-def our_trainer(arch, mode, channels, sigma, outf, dtype):
+def our_trainer(arch, mode, channels, sigma, outf, dtype, data):
+    from dataset import prepare_data
+    h5_dir = str(outf / "h5")
+    prepare_data(data, h5_dir, arch, mode, channels=channels, train_data="train", val_data="Set12", quiet=True)
     args = train.parse_args(["--arch", arch, "--mode", mode, "--channels", str(channels), "--noiseL", str(sigma),
                              "--batchSize", str(PATCHES), "--amp", "none", "--device", "cpu", "--workers", "1",
-                             "--outf", str(outf), "--tensorboard", "False", "--quiet"])
-    trainer = train.Trainer(args)
-    trainer.dtype = dtype
-    trainer.build()
-    return trainer
+                             "--h5_dir", h5_dir, "--outf", str(outf), "--tensorboard", "False", "--quiet"])
+    return train.Trainer(args, dtype=dtype)  # it loads that data; the steps below are given their own batches
 
 
 def our_training(trainer, batches_u8, draws):
@@ -150,13 +150,13 @@ def same_random_draws(channels, seed, steps, dtype):
     return units, list(zip(units, uniforms))
 
 
-def both_sides(arch, mode, channels, sigma, tmp_path, dtype, steps):
+def both_sides(arch, mode, channels, sigma, tmp_path, dtype, steps, data):
     """(ours, theirs), each (losses, gradients per step, final weights), after `steps` steps from the same start."""
     seed = 11
     torch.manual_seed(seed)
     batches_u8 = torch.randint(0, 256, (steps, PATCHES, channels, PATCH, PATCH), dtype=torch.uint8)
     units, draws = same_random_draws(channels, seed, steps, dtype)
-    trainer = our_trainer(arch, mode, channels, sigma, tmp_path, dtype)
+    trainer = our_trainer(arch, mode, channels, sigma, tmp_path, dtype, data)
     assert next(trainer.model.parameters()).is_contiguous(memory_format=torch.channels_last)  # as train.py runs
     initial = {k: v.detach().clone().contiguous() for k, v in trainer.model.state_dict().items()}
     with default_dtype(dtype):
@@ -179,9 +179,9 @@ CASES = [("DnCNN", "S", 25), ("DnCNN", "B", 25), ("ADNet", "S", 15), ("ADNet", "
 
 @pytest.mark.parametrize("channels", [1, 3], ids=["gray", "colour"])
 @pytest.mark.parametrize("arch,mode,sigma", CASES)
-def test_three_steps_equal_the_references(arch, mode, sigma, channels, tmp_path):
+def test_three_steps_equal_the_references(arch, mode, sigma, channels, tmp_path, tiny_data):
     (our_losses, our_grads, ours), (their_losses, their_grads, theirs) = both_sides(
-        arch, mode, channels, sigma, tmp_path, torch.float64, STEPS)
+        arch, mode, channels, sigma, tmp_path, torch.float64, STEPS, tiny_data)
     assert our_losses == pytest.approx(their_losses, rel=TOLERANCE)
     for step, (mine, want) in enumerate(zip(our_grads, their_grads)):
         assert_same(mine, want, "step %d gradient" % (step + 1))
@@ -190,8 +190,9 @@ def test_three_steps_equal_the_references(arch, mode, sigma, channels, tmp_path)
 
 @pytest.mark.parametrize("channels", [1, 3], ids=["gray", "colour"])
 @pytest.mark.parametrize("arch,mode,sigma", CASES)
-def test_first_step_loss_in_fp32(arch, mode, sigma, channels, tmp_path):
-    (our_losses, _, _), (their_losses, _, _) = both_sides(arch, mode, channels, sigma, tmp_path, torch.float32, 1)
+def test_first_step_loss_in_fp32(arch, mode, sigma, channels, tmp_path, tiny_data):
+    (our_losses, _, _), (their_losses, _, _) = both_sides(arch, mode, channels, sigma, tmp_path, torch.float32, 1,
+                                                          tiny_data)
     assert our_losses == pytest.approx(their_losses, rel=TOLERANCE)
 
 

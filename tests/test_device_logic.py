@@ -1,0 +1,228 @@
+"""Device, precision and training-loop logic for GPUs and NPUs, proven on CPU with faked capabilities.
+
+No CUDA device or Ascend NPU is available here: each decision is a plain function given the device's
+capabilities, and the device-only code (apex, torch_npu's GradScaler, ASCEND_DEVICE_ID) runs against stubs.
+"""
+import contextlib
+import os
+import sys
+import types
+
+import pytest
+import torch
+import torch.nn as nn
+
+import train
+import utils
+from conftest import run_script
+from models import build_model, fold_batchnorm
+from utils import UserError, device_caps, grad_scaler, precision_policy
+
+CPU_AVX2 = {"kind": "cpu", "fast": {}}
+CPU_AVX512_BF16 = {"kind": "cpu", "fast": {"bf16": "AVX512-BF16"}}
+CPU_AMX = {"kind": "cpu", "fast": {"bf16": "AMX"}}
+GPU_V100 = {"kind": "cuda", "fast": {"fp16": "CUDA"}}
+GPU_A100 = {"kind": "cuda", "fast": {"fp16": "CUDA", "bf16": "native bf16 on this GPU"}}
+NPU = {"kind": "npu", "fast": {"fp16": "NPU"}, "apex": False}
+NPU_APEX = dict(NPU, apex=True)
+FAST = ["--batchSize", "16", "--num_of_layers", "5", "--log_every", "2", "--tensorboard", "False", "--quiet"]
+
+
+def policy(amp, caps, training=True):
+    p = precision_policy(amp, caps, training)
+    return p.name, p.scaler
+
+
+@pytest.mark.parametrize("caps,expected", [
+    (CPU_AVX2, ("fp32", None)), (CPU_AVX512_BF16, ("bf16", None)), (CPU_AMX, ("bf16", None)),
+    (GPU_V100, ("fp16", "torch")), (GPU_A100, ("bf16", None)), (NPU, ("fp16", "npu")), (NPU_APEX, ("fp16", "apex"))])
+def test_auto_takes_only_what_the_hardware_runs_natively(caps, expected):
+    assert policy("auto", caps) == expected
+
+
+def test_emulated_half_types_run_fp32_unless_forced():
+    p = precision_policy("bf16", CPU_AVX2, training=True)
+    assert p.dtype is None and "bf16!" in p.why and "emulated" in p.why
+    assert policy("bf16!", CPU_AVX2) == ("bf16", None)
+    assert policy("fp16", CPU_AMX) == ("fp32", None)  # no AMX-FP16 in these caps
+    assert policy("fp16!", CPU_AMX) == ("fp16", "torch")
+    assert policy("bf16", GPU_V100) == ("fp32", None) and policy("bf16!", GPU_V100) == ("bf16", None)
+    assert policy("bf16", CPU_AMX) == ("bf16", None) and policy("none", GPU_A100) == ("fp32", None)
+    with pytest.raises(UserError):
+        precision_policy("int8", CPU_AMX)
+
+
+def test_apex_and_loss_scaling_only_with_fp16_training():
+    assert policy("bf16!", NPU_APEX) == ("bf16", None)  # apex O2 is fp16 master-weight training: never for bf16
+    assert policy("fp16", NPU_APEX, training=False) == ("fp16", None)  # inference scales no loss
+    assert policy("fp16", GPU_A100) == ("fp16", "torch")
+
+
+def test_the_decision_is_said_in_one_line():
+    assert str(precision_policy("auto", CPU_AVX512_BF16)) == "bf16 autocast (AVX512-BF16)"
+    assert str(precision_policy("auto", CPU_AVX2)) == "fp32 (no fast bf16 on this CPU)"
+    assert str(precision_policy("auto", GPU_V100, True)) == "fp16 autocast + GradScaler (no native bf16 on this GPU)"
+
+
+def test_cuda_bf16_is_asked_without_emulation(monkeypatch):
+    """Current torch's is_bf16_supported() says yes for a V100 or T4 (emulation included by default)."""
+    def v100_is_bf16_supported(including_emulation=True):
+        return including_emulation
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", v100_is_bf16_supported)
+    caps = device_caps(torch.device("cuda", 0))
+    assert "bf16" not in caps["fast"]
+    assert policy("auto", caps) == ("fp16", "torch")
+
+
+def test_npu_scaler_and_device_id_against_a_stub_torch_npu():
+    """torch_npu's GradScaler for fp16 training; ASCEND_DEVICE_ID / --device_id honoured (see npu_stub_check.py)."""
+    out = run_script(os.path.join("tests", "npu_stub_check.py"))
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_sync_batchnorm_is_folded_too():
+    torch.manual_seed(0)
+    model = build_model("DnCNN", num_of_layers=5)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(build_model("DnCNN", num_of_layers=5))
+    synced.load_state_dict(model.state_dict())
+    folded = fold_batchnorm(synced)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules())
+    x = torch.rand(1, 1, 24, 24)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), fold_batchnorm(model)(x), atol=1e-5)
+
+
+def test_the_step_reads_nothing_back_from_the_device(tiny_h5, tmp_path, monkeypatch):
+    """A per-step isfinite(loss) check (or .item()) makes the host wait for a GPU/NPU every step."""
+    args = train.parse_args(["--h5_dir", tiny_h5, "--outf", str(tmp_path), "--amp", "none", *FAST])
+    trainer = train.Trainer(args)
+    clean, noisy = trainer.make_inputs(next(iter(trainer.batches.batches())))
+    trainer.optimize(clean, noisy, lr=1e-3)  # creates Adam's state
+    # Adam's step counters are host tensors (on a GPU too, unless capturable): reading them is no device sync
+    counters = {id(state["step"]) for state in trainer.optimizer.state.values()}
+    real = {name: getattr(torch.Tensor, name) for name in ("item", "__bool__", "__float__", "__int__", "tolist")}
+
+    def guarded(name):
+        def read(tensor, *args):
+            if id(tensor) not in counters:
+                raise AssertionError("host read of a device value inside the step (Tensor.%s)" % name)
+            return real[name](tensor, *args)
+        return read
+    for name in real:
+        monkeypatch.setattr(torch.Tensor, name, guarded(name))
+    loss, _ = trainer.optimize(clean, noisy, lr=1e-3)
+    monkeypatch.undo()
+    assert torch.isfinite(loss) and not trainer.nonfinite
+
+
+def test_non_finite_loss_between_log_lines_stops_before_any_save(tiny_h5, tmp_path):
+    args = train.parse_args(["--h5_dir", tiny_h5, "--outf", str(tmp_path), "--amp", "none", *FAST, "--log_every", "5"])
+    trainer = train.Trainer(args)
+    clean, noisy = trainer.make_inputs(next(iter(trainer.batches.batches())))
+    trainer.optimize(clean, noisy * float("nan"), lr=1e-3)  # a step that is not logged
+    with pytest.raises(UserError, match="non-finite loss at step"):
+        trainer.save()
+    assert not (tmp_path / "checkpoint.pth").exists()
+
+
+def test_resume_in_another_precision_starts_a_fresh_loss_scale(tiny_h5, tmp_path):
+    """A CPU (fp32 or bf16) checkpoint resumed where auto means fp16 + GradScaler (GPU, NPU): here fp16! on CPU."""
+    first = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), *FAST, "--amp", "none", "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    second = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), *FAST, "--amp", "fp16!",
+                        "--epochs", "2", "--resume")
+    assert second.returncode == 0, second.stderr
+    assert "resuming a fp32 run in fp16 autocast + GradScaler" in second.stdout and "starts afresh" in second.stdout
+    saved = torch.load(tmp_path / "checkpoint.pth", weights_only=True)
+    assert saved["epoch"] == 2 and saved["precision"] == {"dtype": "fp16", "scaler": "torch"} and saved["scaler"]
+    third = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), *FAST, "--amp", "fp16!",
+                       "--epochs", "3", "--resume")
+    assert third.returncode == 0, third.stderr
+    assert "afresh" not in third.stdout  # same precision: the saved scale goes on
+
+
+class FakeApexAmp:
+    """apex.amp O2 as far as train.py meets it: an fp16 model with a forward that casts its input to fp16,
+    fp32 master parameters in the optimizer, a scaled backward, and amp state to checkpoint."""
+
+    def __init__(self):
+        self.loaded = None
+
+    def initialize(self, model, optimizer, opt_level, loss_scale):
+        assert opt_level == "O2"
+        self.model = model
+        self.masters = [p.detach().clone().float().requires_grad_() for p in model.parameters()]
+        model.half()
+        forward = model.forward
+        model.forward = lambda x: forward(x.half())
+        optimizer.param_groups[0]["params"] = self.masters
+        return model, optimizer
+
+    @contextlib.contextmanager
+    def scale_loss(self, loss, optimizer):
+        yield loss * 128.0
+        for master, p in zip(self.masters, self.model.parameters()):
+            master.grad = p.grad.float() / 128.0
+
+    def master_params(self, optimizer):
+        return iter(self.masters)
+
+    def state_dict(self):
+        return {"loss_scale": 128.0}
+
+    def load_state_dict(self, state):
+        self.loaded = state
+
+
+def test_apex_o2_validates_and_saves_fp32_master_weights(tiny_h5, tmp_path, monkeypatch):
+    fake = FakeApexAmp()
+    monkeypatch.setattr(train, "apex_amp", lambda: fake)
+    monkeypatch.setattr(utils, "device_caps", lambda device: dict(NPU_APEX, kind="cpu"))
+    args = train.parse_args(["--h5_dir", tiny_h5, "--outf", str(tmp_path), "--amp", "fp16", *FAST])
+    trainer = train.Trainer(args)
+    assert trainer.apex is fake and trainer.precision.scaler == "apex"
+    clean, noisy = trainer.make_inputs(next(iter(trainer.batches.batches())))
+    trainer.optimize(clean, noisy, lr=1e-2)
+    trainer.end_epoch()  # validation on a folded fp32 copy, net.pth and checkpoint.pth
+    assert 0 < trainer.best_psnr < 100
+    saved = torch.load(tmp_path / "net.pth", weights_only=True)
+    names = [n for n, _ in trainer.model.named_parameters()]
+    for name, master in zip(names, fake.masters):
+        assert saved[name].dtype == torch.float32 and torch.equal(saved[name], master.detach())
+    assert not torch.equal(saved["dncnn.0.weight"], trainer.model.dncnn[0].weight.float())  # not the fp16 copy
+    ckpt = torch.load(tmp_path / "checkpoint.pth", weights_only=True)
+    assert ckpt["apex"] == {"loss_scale": 128.0} and ckpt["precision"]["scaler"] == "apex"
+    args.resume = "auto"
+    again = train.Trainer(args)
+    assert fake.loaded == {"loss_scale": 128.0} and again.step == 0
+
+
+def test_save_minutes_then_kill_resumes_from_the_timed_save(tiny_h5, tmp_path):
+    import signal
+    import subprocess
+    import time
+    from conftest import ROOT
+    base = ["--h5_dir", tiny_h5, *FAST, "--amp", "none", "--num_of_layers", "9", "--epochs", "2"]
+    full = run_script("train.py", *base, "--outf", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    split = tmp_path / "split"
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *base, "--outf", str(split),
+                             "--save_minutes", "0.0001"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    ckpt, deadline, seen = split / "checkpoint.pth", time.time() + 120, None
+    while time.time() < deadline and seen is None:
+        seen = torch.load(ckpt, weights_only=True) if ckpt.exists() else None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert seen["epoch"] == 0 and seen["step_in_epoch"] >= 1  # the first save was a timed one, mid-epoch
+    assert torch.load(ckpt, weights_only=True)["step"] < 14
+    out = run_script("train.py", *base, "--outf", str(split), "--resume")
+    assert out.returncode == 0, out.stderr
+    assert "resumed from" in out.stdout
+    a, b = (torch.load(p / "net.pth", weights_only=True) for p in (tmp_path / "full", split))
+    assert all(torch.equal(a[k], b[k]) for k in a)
