@@ -1,5 +1,5 @@
 """Training step for step the references': SaoYan/DnCNN-PyTorch train.py and hellloxiaotian/ADNet gray/ and
-color/train.py, their step written plainly here, beside train.py's own Trainer (build, make_inputs, optimize),
+color/train.py, their step written plainly here, beside train.py's own Trainer (make_inputs, optimize),
 from the same initial weights, uint8 batches and random draws, --amp none, channels_last as train.py runs.
 
 Three steps are compared in float64 (their code unchanged, float64 the default dtype). In fp32 no two implementations can

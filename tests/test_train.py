@@ -153,3 +153,19 @@ def test_lr_schedules():
     assert [lr_at(a, e, 0, 1) for e in (30, 31, 61, 91)] == pytest.approx([1e-3, 1e-4, 1e-5, 1e-6])
     c = parse_args(["--lr_schedule", "cosine", "--lr_min", "0"])
     assert lr_at(c, 0, 0, 100) == pytest.approx(1e-3) and lr_at(c, 0, 100, 100) == pytest.approx(0)
+
+
+def test_init_weights_starts_from_a_checkpoint_with_a_fresh_optimizer(tiny_h5, tmp_path):
+    import train
+    from models import build_model
+    torch.manual_seed(5)
+    start = build_model("DnCNN", num_of_layers=5).state_dict()
+    torch.save({"module." + k: v for k, v in start.items()}, tmp_path / "start.pth")  # any loadable format
+    args = train.parse_args(["--h5_dir", tiny_h5, "--outf", str(tmp_path / "run"), *FAST, "--init_weights",
+                             str(tmp_path / "start.pth")])
+    trainer = train.Trainer(args)
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in start.items())
+    assert not trainer.optimizer.state and trainer.step == 0
+    args.num_of_layers = 7
+    with pytest.raises(Exception, match="has 5 layers, not 7"):
+        train.Trainer(args)
