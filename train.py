@@ -138,41 +138,14 @@ class Trainer:
             remove_stale_temp_files(a.outf)  # a run killed mid-save leaves its temporary file behind
         torch.manual_seed(a.seed + self.rank)
 
-        # data
-        expect = dict(mode=a.mode, patch_size=a.patch_size, stride=a.stride, aug_times=a.aug_times, channels=a.channels)
-        patches, attrs = load_train_patches(a.h5_dir, expect)
-        self.batches = PatchBatches(patches, a.batchSize // self.world, self.rank, self.world, a.seed)
-        self.val_images = load_val_images(a.h5_dir)
-        self.log("# of training samples: %d (%s)" % (len(patches), ", ".join(
-            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times") if k in attrs)))
-
-        # model, optimizer, precision
+        self.batches, self.val_images = self.load_data()
         # float64 only where tests compare Adam steps with the references' (fp32 rounding flips the sign of
         # Adam's first step on near-zero gradients, so two fp32 runs part after one step): test_step_parity
         self.dtype = dtype
         self.precision = precision_for(a.amp, self.device, training=True)
-        self.model = self.new_model(a.init).to(self.device, dtype)
-        if a.init_weights:  # a checkpoint found by --resume replaces them
-            self.model.load_state_dict(self.start_weights(a.init_weights))
-        if a.sync_bn and self.world > 1:
-            if self.device.type == "cpu":
-                raise UserError("--sync_bn needs CUDA or NPU devices (PyTorch has no SyncBatchNorm on CPU)")
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        if a.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=a.lr)
-        self.apex = apex_amp() if self.precision.scaler == "apex" else None
-        if self.apex:  # O2: fp16 model, fp32 master weights in the optimizer (the Ascend ports' set-up)
-            self.model, self.optimizer = self.apex.initialize(self.model, self.optimizer, opt_level=a.opt_level,
-                                                              loss_scale=a.loss_scale or "dynamic")
+        self.model, self.optimizer, self.apex = self.build_model()
         self.scaler = grad_scaler(self.precision, self.device, a.loss_scale)
-        self.net = self.model
-        if self.world > 1:
-            ids = [self.device.index] if self.device.type in ("cuda", "npu") else None
-            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
-        if a.compile:
-            self.net = torch.compile(self.net)
-        self.net.train()  # validation runs on a folded fp32 copy, so this stays in training mode
+        self.net = self.wrap(self.model)
 
         # progress
         self.epoch, self.step, self.step_in_epoch, self.best_psnr = 0, 0, 0, -1.0
@@ -193,6 +166,44 @@ class Trainer:
             self.writer = SummaryWriter(a.outf)
         if a.resume:
             self.resume()
+
+    def load_data(self):
+        a = self.args
+        expect = dict(mode=a.mode, patch_size=a.patch_size, stride=a.stride, aug_times=a.aug_times, channels=a.channels)
+        patches, attrs = load_train_patches(a.h5_dir, expect)
+        self.log("# of training samples: %d (%s)" % (len(patches), ", ".join(
+            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times") if k in attrs)))
+        batches = PatchBatches(patches, a.batchSize // self.world, self.rank, self.world, a.seed)
+        return batches, load_val_images(a.h5_dir)
+
+    def build_model(self):
+        """(model, optimizer, apex.amp or None) on the device, initialised, channels_last as asked."""
+        a = self.args
+        model = self.new_model(a.init).to(self.device, self.dtype)
+        if a.init_weights:  # a checkpoint found by --resume replaces them
+            model.load_state_dict(self.start_weights(a.init_weights))
+        if a.sync_bn and self.world > 1:
+            if self.device.type == "cpu":
+                raise UserError("--sync_bn needs CUDA or NPU devices (PyTorch has no SyncBatchNorm on CPU)")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if a.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
+        apex = apex_amp() if self.precision.scaler == "apex" else None
+        if apex:  # O2: fp16 model, fp32 master weights in the optimizer (the Ascend ports' set-up)
+            model, optimizer = apex.initialize(model, optimizer, opt_level=a.opt_level, loss_scale=a.loss_scale or "dynamic")
+        return model, optimizer, apex
+
+    def wrap(self, model):
+        """What the step runs: DDP across processes, compiled when asked; in training mode throughout
+        (validation runs on a folded fp32 copy)."""
+        net = model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type in ("cuda", "npu") else None
+            net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        if self.args.compile:
+            net = torch.compile(net)
+        return net.train()
 
     def new_model(self, init=None):
         a = self.args
