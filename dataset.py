@@ -4,13 +4,17 @@ train.h5 holds ONE uint8 dataset ``data`` of shape (N, C, P, P) (C = 1 gray, 3 c
 ADNet authors' color/dataset.py) plus the parameters that made it as attributes. Pixel values are k/255 (the references store them as float32, one h5 dataset per
 patch), so uint8 is lossless and the file 4x smaller.
 """
+import hashlib
+import json
 import os
+import socket
+import time
 
 import h5py
 import numpy as np
 import torch
 
-from utils import UserError, list_images, progress, read_image
+from utils import UserError, atomic_write_bytes, list_images, progress, read_image
 
 SCALES = (1, 0.9, 0.8, 0.7)
 # (arch, mode) -> (patch_size, stride, aug_times), as the reference preprocessing scripts.
@@ -106,21 +110,58 @@ def default_folders(data_path, channels=1):
     return train, val
 
 
+def folder_fingerprint(*folders):
+    """Digest of the image files' names, sizes and mtimes: one stat per file (no decoding), and it changes when a
+    file is added, removed or rewritten. A missing folder counts as empty (prepare_data reports it)."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        digest.update(b"\0folder\0")
+        for f in list_images(folder) if os.path.isdir(folder) else []:
+            st = os.stat(f)
+            digest.update(("%s\0%d\0%d\n" % (os.path.basename(f), st.st_size, st.st_mtime_ns)).encode())
+    return digest.hexdigest()[:16]
+
+
+def patch_spec(data_path, arch="DnCNN", mode="S", patch_size=None, stride=None, aug_times=None, channels=1,
+               train_data=None, val_data=None, seed=0):
+    """Everything that defines train.h5 / val.h5, defaults resolved: what train.py checks an h5 against and what
+    the patch cache is keyed by (patch_key)."""
+    default_train, default_val = default_folders(data_path, channels)
+    d_patch, d_stride, d_aug = PATCH_DEFAULTS[(arch, mode)]
+    aug_times = aug_times or d_aug
+    train_dir = os.path.realpath(os.path.join(data_path, train_data or default_train))
+    val_dir = os.path.realpath(os.path.join(data_path, val_data or default_val))
+    return dict(format_version=FORMAT_VERSION, arch=arch, mode=mode, patch_size=patch_size or d_patch,
+                stride=stride or d_stride, aug_times=aug_times, channels=channels,
+                seed=seed if aug_times > 1 else 0,  # the seed only draws augmentation modes
+                train_data=train_dir, val_data=val_dir, fingerprint=folder_fingerprint(train_dir, val_dir))
+
+
+def patch_key(spec):
+    """Short stable digest of a patch_spec: equal keys, equal h5 content."""
+    text = json.dumps({k: v for k, v in spec.items() if k != "key"}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, stride=None, aug_times=None,
                  train_data=None, val_data=None, seed=0, quiet=False, channels=1):
     """Write train.h5 and val.h5 into outf (atomically). Returns the number of training patches.
 
     train_data / val_data default to default_folders(data_path, channels).
     """
-    default_train, default_val = default_folders(data_path, channels)
-    train_data, val_data = train_data or default_train, val_data or default_val
-    d_patch, d_stride, d_aug = PATCH_DEFAULTS[(arch, mode)]
-    patch_size, stride, aug_times = patch_size or d_patch, stride or d_stride, aug_times or d_aug
-    train_dir = os.path.join(data_path, train_data)
+    spec = patch_spec(data_path, arch, mode, patch_size, stride, aug_times, channels, train_data, val_data, seed)
+    return build_patches(spec, outf, quiet)
+
+
+def build_patches(spec, outf, quiet=False):
+    """Write the train.h5 and val.h5 of a patch_spec into outf, val.h5 first: a train.h5 carrying the spec's key
+    means both are complete (ensure_patches waits for it). Returns the number of training patches."""
+    train_dir, val_dir, channels = spec["train_data"], spec["val_data"], spec["channels"]
+    patch_size, stride, aug_times = spec["patch_size"], spec["stride"], spec["aug_times"]
     files = list_images(train_dir)
     if not files:
         raise UserError("no training image in %s" % train_dir)
-    rng = np.random.RandomState(seed)
+    rng = np.random.RandomState(spec["seed"])
     chunks = []
     for f in progress(files, quiet=quiet, desc="patches", unit="img"):
         img = read_u8(f, channels)
@@ -133,20 +174,18 @@ def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, s
     if not chunks:
         raise UserError("no usable training image in %s" % train_dir)
     data = np.concatenate(chunks)
-    attrs = dict(arch=arch, mode=mode, patch_size=patch_size, stride=stride, aug_times=aug_times, channels=channels,
-                 scales=np.asarray(SCALES), train_data=os.path.abspath(train_dir), format_version=FORMAT_VERSION)
-    val_dir = os.path.join(data_path, val_data)
     val = [read_u8(f, channels) for f in list_images(val_dir)]
     val = [v for v in val if v is not None]
     if not val:
         raise UserError("no usable validation image in %s" % val_dir)
+    key = patch_key(spec)
     os.makedirs(outf, exist_ok=True)
-    _write_h5(os.path.join(outf, "train.h5"), {"data": data}, attrs)
     _write_h5(os.path.join(outf, "val.h5"),
               {str(i): img[None] if channels == 1 else np.transpose(img, (2, 0, 1)) for i, img in enumerate(val)},
-              {"format_version": FORMAT_VERSION, "channels": channels})
+              {"format_version": FORMAT_VERSION, "channels": channels, "key": key})
+    _write_h5(os.path.join(outf, "train.h5"), {"data": data}, dict(spec, key=key, scales=np.asarray(SCALES)))
     print("training set: %d patches of %dx%dx%d (%s mode %s) from %s, %d validation images from %s"
-          % (len(data), channels, patch_size, patch_size, arch, mode, train_dir, len(val), val_dir))
+          % (len(data), channels, patch_size, patch_size, spec["arch"], spec["mode"], train_dir, len(val), val_dir))
     return len(data)
 
 
@@ -157,7 +196,7 @@ def open_h5(path, mode="r"):
 
 
 def _write_h5(path, datasets, attrs):
-    tmp = path + ".tmp"
+    tmp = "%s.tmp.%s.%d" % (path, socket.gethostname(), os.getpid())  # one per writer: nodes may share the folder
     with open_h5(tmp, "w") as h5f:
         for name, array in datasets.items():
             h5f.create_dataset(name, data=array)
@@ -165,8 +204,37 @@ def _write_h5(path, datasets, attrs):
     os.replace(tmp, path)  # a crash mid-write leaves only the .tmp, never a valid-looking .h5
 
 
-def load_train_patches(h5_dir, expect=None):
-    """The uint8 patch array of train.h5 as a tensor, after checking its attributes against `expect`."""
+CHECKED = ("arch", "mode", "patch_size", "stride", "aug_times", "channels")
+FOLDER_CHECKED = ("train_data", "val_data", "fingerprint")  # only when the run names its data
+FLAGS = {"train_data": "--data_path / --train_data", "val_data": "--data_path / --val_data"}
+REBUILD = "rebuild it (train.py --preprocess True, or preprocess.py)"
+
+
+def _plain(value):
+    """An h5 attribute as a Python value (h5py gives numpy scalars, and bytes from some writers)."""
+    value = value.decode() if isinstance(value, bytes) else value
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def check_patches(attrs, spec, path, strict_folder=False):
+    """Refuse a train.h5 that is not what this run asks for, rather than train silently on other patches.
+
+    The patch parameters always; the data folders and their fingerprint only with strict_folder (the run named its
+    data). An attribute an older file lacks is not checked."""
+    for key in CHECKED + (FOLDER_CHECKED if strict_folder else ()):
+        if key not in attrs or _plain(attrs[key]) == spec[key]:
+            continue
+        have = _plain(attrs[key])
+        if key == "fingerprint":
+            raise UserError("%s was made from other contents of %s and %s (images added, removed or changed since): %s"
+                            % (path, spec["train_data"], spec["val_data"], REBUILD))
+        fix = "name that folder with " + FLAGS[key] if key in FLAGS else "pass --%s %s" % (key, have)
+        raise UserError("%s was made with %s=%s but this run has %s=%s: %s, or %s"
+                        % (path, key, have, key, spec[key], fix, REBUILD))
+
+
+def load_train_patches(h5_dir, spec=None, strict_folder=False):
+    """The uint8 patch array of train.h5 as a tensor and its attributes, after check_patches against spec."""
     path = os.path.join(h5_dir, "train.h5")
     if not os.path.isfile(path):
         raise UserError("%s not found: run preprocess.py (or train.py --preprocess True) first" % path)
@@ -178,20 +246,81 @@ def load_train_patches(h5_dir, expect=None):
             data = h5f["data"][()]
     except OSError as e:
         raise UserError("cannot read %s: %s" % (path, e))
-    for key, want in (expect or {}).items():
-        have = attrs.get(key)
-        if isinstance(have, bytes):
-            have = have.decode()
-        if want is not None and have is not None and have != want:
-            raise UserError("%s was made with %s=%s but training asks for %s=%s: rerun preprocess.py"
-                            % (path, key, have, key, want))
+    if spec:
+        check_patches(attrs, spec, path, strict_folder)
     if data.dtype != np.uint8 or data.ndim != 4:
         raise UserError("%s: expected uint8 (N, C, P, P) patches, found %s %s" % (path, data.dtype, data.shape))
-    want_channels = (expect or {}).get("channels")
-    if want_channels and data.shape[1] != want_channels:
+    if spec and data.shape[1] != spec["channels"]:
         raise UserError("%s holds %d-channel patches but training asks for --channels %d: rerun preprocess.py"
-                        % (path, data.shape[1], want_channels))
+                        % (path, data.shape[1], spec["channels"]))
     return torch.from_numpy(data), attrs
+
+
+def _holds(h5_dir, key):
+    """Whether h5_dir's train.h5 and val.h5 both carry this key (written complete: renamed into place)."""
+    for name in ("val.h5", "train.h5"):
+        try:
+            with open_h5(os.path.join(h5_dir, name)) as h5f:
+                if _plain(h5f.attrs.get("key")) != key:
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def _process_start():
+    """Wall-clock start of this process (Linux), else now: failure markers older than it are a past run's."""
+    try:
+        ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK") - 1.0  # btime has whole seconds
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+def failure_marker(h5_dir, key):
+    """The file local rank 0 leaves beside the h5 files when building the patches of key raised: the error."""
+    return os.path.join(h5_dir, "preprocess-failed-%s.txt" % key)
+
+
+def ensure_patches(spec, h5_dir, build, builder, quiet=False, poll_s=2.0):
+    """Make h5_dir hold the patches of spec, before the process group exists: so no collective (and its --timeout)
+    waits on preprocessing, however long it takes.
+
+    Nothing to do unless build. The builder (local rank 0 of each node) preprocesses unless train.h5 and val.h5
+    already carry spec's key (same key, same content), leaving a failure marker if that raises; the other ranks
+    poll the filesystem until both files carry the key, or stop at a marker written since they started."""
+    if not build:
+        return
+    key = patch_key(spec)
+    marker = failure_marker(h5_dir, key)
+    if builder:
+        if _holds(h5_dir, key):
+            print("%s already holds these patches (key %s): not rebuilt" % (h5_dir, key), flush=True)
+            return
+        try:
+            os.remove(marker)  # a past failure's
+        except FileNotFoundError:
+            pass
+        try:
+            build_patches(spec, h5_dir, quiet)
+        except Exception as e:
+            os.makedirs(h5_dir, exist_ok=True)
+            atomic_write_bytes(marker, ("%s\n" % e).encode())
+            raise
+        return
+    started, waited = _process_start(), 0.0
+    while not _holds(h5_dir, key):
+        try:
+            if os.path.getmtime(marker) >= started:
+                with open(marker) as f:
+                    raise UserError("preprocessing into %s failed on local rank 0: %s" % (h5_dir, f.read().strip()))
+        except FileNotFoundError:
+            pass
+        if waited < 30 <= waited + poll_s:
+            print("waiting for local rank 0 to write the patches into %s (key %s)" % (h5_dir, key), flush=True)
+        time.sleep(poll_s)
+        waited += poll_s
 
 
 def load_val_images(h5_dir):

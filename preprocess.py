@@ -10,7 +10,7 @@ from utils import ArgParser, add_legacy_flags, positive, run_cli, str2bool
 
 
 def add_preprocess_flags(p):
-    p.add_argument("--data_path", default="data", help="folder holding the training and validation sets")
+    p.add_argument("--data_path", default=None, help="folder holding the training and validation sets (default: data)")
     p.add_argument("--arch", choices=ARCHS, default=None,
                    help="default: ADNet in the ADNet port's layout (DATA_PATH/pristine_images_gray, no "
                         "DATA_PATH/train), else DnCNN")
@@ -27,7 +27,10 @@ def add_preprocess_flags(p):
 
 
 def resolve_arch(args):
-    """--arch as given, or the one the data layout implies (see add_preprocess_flags)."""
+    """--arch as given, or the one the data layout implies (see add_preprocess_flags); data_given records whether
+    the data was named (--data_path or --train_data): train.py then checks an h5 against it."""
+    args.data_given = args.data_path is not None or args.train_data is not None
+    args.data_path = args.data_path or "data"
     args.arch = args.arch or default_arch(args.data_path)
     return args
 

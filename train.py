@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from dataset import PatchBatches, add_train_noise, load_train_patches, load_val_images, prepare_data, to_float
+from dataset import (PatchBatches, add_train_noise, ensure_patches, load_train_patches, load_val_images, patch_key,
+                     patch_spec, to_float)
 from models import INITS, build_model, denoise, unwrap
 from preprocess import add_preprocess_flags, resolve_arch
 from utils import (AMP_CHOICES, ArgParser, UserError, add_legacy_flags, apex_amp, atomic_save, autocast, batch_psnr,
@@ -26,7 +27,9 @@ WARMUP_STEPS = 5  # steps left out of the FPS figure (allocator, oneDNN kernel s
 def parse_args(argv=None):
     p = ArgParser(description="DnCNN / ADNet training")
     # the references' flags
-    p.add_argument("--preprocess", type=str2bool, default=False, help="build train.h5/val.h5 first (True/False)")
+    p.add_argument("--preprocess", type=str2bool, default=False,
+                   help="build train.h5/val.h5 first (True/False); skipped when they already hold these patches "
+                        "(same parameters, same data folders, unchanged images)")
     p.add_argument("--batchSize", "--batch_size", dest="batchSize", type=positive(int), default=128,
                    help="global batch size (split across processes)")
     p.add_argument("--num_of_layers", type=positive(int), default=17, help="DnCNN depth (17 for S, 20 for B)")
@@ -38,7 +41,12 @@ def parse_args(argv=None):
     p.add_argument("--val_noiseL", type=non_negative(float), default=25)
     add_preprocess_flags(p)  # --data_path --arch --mode --patch_size --stride --aug_times --train_data --val_data
     # this port's flags
-    p.add_argument("--h5_dir", default=".", help="folder of train.h5 / val.h5")
+    p.add_argument("--h5_dir", default=".",
+                   help="folder of train.h5 / val.h5, checked against the patch flags and, when --data_path or "
+                        "--train_data is given, against that data")
+    p.add_argument("--patch_cache", default=None, metavar="DIR",
+                   help="keep the patches in DIR/<key> instead of --h5_dir, the key a digest of the patch flags and the "
+                        "data folders' contents: built when absent, reused otherwise")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "npu"))
     p.add_argument("--amp", default="auto", choices=AMP_CHOICES,
                    help="auto: bf16 on AMX/AVX512-BF16 CPUs and GPUs with native bf16, fp16 (+loss scaling) on other "
@@ -112,6 +120,18 @@ class Throughput:
         return self.batch_size * steps / seconds if seconds else 0.0
 
 
+def ready_patches(args, local_rank):
+    """The run's patch_spec, after building or waiting for its h5 files where asked (--preprocess True,
+    --patch_cache: then --h5_dir becomes the cache's folder for the key)."""
+    spec = patch_spec(args.data_path, args.arch, args.mode, args.patch_size, args.stride, args.aug_times,
+                      args.channels, args.train_data, args.val_data, args.seed)
+    if args.patch_cache:
+        args.h5_dir = os.path.join(args.patch_cache, patch_key(spec))
+    ensure_patches(spec, args.h5_dir, build=args.preprocess or bool(args.patch_cache), builder=local_rank == 0,
+                   quiet=args.quiet)
+    return spec
+
+
 class Trainer:
     """One training run. Everything it holds is made in __init__; train_one_epoch() and end_epoch() (validate,
     then save) are its verbs and run() the epoch loop. `model` is the bare network (weights, checkpoints,
@@ -128,11 +148,8 @@ class Trainer:
             torch.set_num_threads(a.workers)
         else:
             set_cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", self.world)))
-        if a.preprocess and self.is_main:
-            prepare_data(a.data_path, a.h5_dir, a.arch, a.mode, a.patch_size, a.stride, a.aug_times,
-                         a.train_data, a.val_data, a.seed, a.quiet, a.channels)
+        self.spec = ready_patches(a, self.local_rank)  # before the process group: no collective waits on it
         init_distributed(self.device, a.timeout)
-        self.barrier()
         if self.is_main:
             os.makedirs(a.outf, exist_ok=True)
             remove_stale_temp_files(a.outf)  # a run killed mid-save leaves its temporary file behind
@@ -169,10 +186,10 @@ class Trainer:
 
     def load_data(self):
         a = self.args
-        expect = dict(mode=a.mode, patch_size=a.patch_size, stride=a.stride, aug_times=a.aug_times, channels=a.channels)
-        patches, attrs = load_train_patches(a.h5_dir, expect)
+        patches, attrs = load_train_patches(a.h5_dir, self.spec, strict_folder=a.data_given)
         self.log("# of training samples: %d (%s)" % (len(patches), ", ".join(
-            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times") if k in attrs)))
+            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times", "key")
+            if k in attrs)))
         batches = PatchBatches(patches, a.batchSize // self.world, self.rank, self.world, a.seed)
         return batches, load_val_images(a.h5_dir)
 
@@ -222,10 +239,6 @@ class Trainer:
             sys.stdout.flush()
             with open(os.path.join(self.args.outf, "train.log"), "a") as f:
                 f.write(msg + "\n")
-
-    def barrier(self):
-        if self.world > 1:
-            torch.distributed.barrier()
 
     # ------------------------------------------------------------------ checkpoints
     def weights(self):

@@ -1,7 +1,8 @@
 # Shared by the test/*.sh wrappers (Ascend ModelZoo conventions). Source it; do not run it.
 # Flags: --data_path= (training), --arch=DnCNN|ADNet, --device_id=, --nproc=, --epochs=, --batch_size=,
 #        --mode=S|B, --noiseL=, --nnodes=, --node_rank=, --master_addr=, --master_port=; all else goes to the script.
-# Environment: max_steps=N stops training after N steps, nproc=N caps the processes (both for quick checks).
+# Environment: max_steps=N stops training after N steps, nproc=N caps the processes (both for quick checks),
+#              output_root=DIR writes logs, runs and the patch cache under DIR instead of test/output (the tests).
 test_path_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cur_path=$(dirname "$test_path_dir")
 data_path=""; arch=""; device_id=${ASCEND_DEVICE_ID:-0}; nproc=${nproc:-}; epochs=""; batch_size=128; mode=S; noiseL=25
@@ -46,7 +47,8 @@ if [ -z "${PYTHON:-}" ]; then
   if [ -x "$cur_path/.venv/bin/python" ]; then PYTHON="$cur_path/.venv/bin/python"; else PYTHON=python3; fi
 fi
 source "$test_path_dir/env.sh"
-out_dir="$test_path_dir/output/$ASCEND_DEVICE_ID"
+output_root=${output_root:-$test_path_dir/output}
+out_dir="$output_root/$ASCEND_DEVICE_ID"
 mkdir -p "$out_dir"
 
 require_data_path() {
@@ -59,7 +61,7 @@ require_data_path() {
 # best_model.pth of the newest training run: the wrappers' (test/output/*/ckpt_*) or the ADNet port's (./logssigma*_*).
 newest_best_weights() {
   local found
-  found=$(ls -t "$test_path_dir"/output/*/ckpt_*/best_model.pth logssigma*_*/best_model.pth 2>/dev/null | head -1)
+  found=$(ls -t "$output_root"/*/ckpt_*/best_model.pth logssigma*_*/best_model.pth 2>/dev/null | head -1)
   if [ -z "$found" ]; then
     echo "error: no training run to evaluate (no test/output/*/ckpt_*/best_model.pth or ./logssigma*_*/best_model.pth): train first, or pass --pth_path=CHECKPOINT" >&2
     return 2
@@ -91,9 +93,6 @@ run_training() {
   BatchSize=$batch_size
   DeviceType=$(uname -m)
   CaseName=${Network}_bs${BatchSize}_${RankSize}p_${kind}
-  local h5_dir="$test_path_dir/output/h5/${arch}_${mode}"
-  local preprocess=False
-  [ -f "$h5_dir/train.h5" ] || preprocess=True
   local log="$out_dir/train_${ASCEND_DEVICE_ID}.log"
   local run_dir="$out_dir/ckpt_${CaseName}"
   local epoch_args=(); [ -n "$epochs" ] && epoch_args=(--epochs "$epochs")
@@ -105,7 +104,8 @@ run_training() {
   fi
   local start; start=$(date +%s)
   set -o pipefail
-  "${launcher[@]}" "$cur_path/train.py" --data_path "$data_path" --preprocess "$preprocess" --h5_dir "$h5_dir" \
+  # patches cached per content: <output_root>/h5/<key of the data folders' contents and the patch flags>
+  "${launcher[@]}" "$cur_path/train.py" --data_path "$data_path" --patch_cache "$output_root/h5" \
       --arch "$arch" --mode "$mode" --noiseL "$noiseL" --val_noiseL "$noiseL" --batchSize "$BatchSize" \
       --outf "$run_dir" --quiet "${epoch_args[@]}" "$@" "${extra_args[@]}" 2>&1 | tee "$log"
   local status=${PIPESTATUS[0]}

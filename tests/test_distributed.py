@@ -128,11 +128,13 @@ def test_legacy_dncnn_8p_flags_relaunch_under_torchrun(tiny_h5, tmp_path):
     assert "cpu x2" in out.stdout
 
 
-def test_legacy_adnet_rank_id_launch(tiny_h5, tmp_path):
+def test_legacy_adnet_rank_id_launch(tiny_data, tmp_path):
+    """ADNet's launch, no torchrun agent: rank 0 makes ADNet's patches while rank 1 waits for them."""
     env = dict(ENV, MASTER_ADDR="127.0.0.1", MASTER_PORT="29533")
     procs = [subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), "--is_distributed", "1",
                                "--DeviceID", "0,1", "--num_gpus", "2", "--world_size", "2", "--local_rank", str(r),
-                               "--arch", "ADNet", "--h5_dir", tiny_h5, "--outf", str(tmp_path), "--batchSize", "16",
+                               "--arch", "ADNet", "--preprocess", "True", "--data_path", tiny_data,
+                               "--h5_dir", str(tmp_path / "h5"), "--outf", str(tmp_path), "--batchSize", "16",
                                "--max_steps", "2", "--quiet"],
                               env=dict(env, RANK_ID=str(r)), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for r in (0, 1)]

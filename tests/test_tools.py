@@ -2,6 +2,7 @@
 import csv
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -48,7 +49,8 @@ def test_onnx_export_small_model(small_ckpt, tmp_path):
 def test_onnx_export_reference_checkpoints(ckpt, tmp_path):
     path = os.path.join(SHARED, "reference_weights", ckpt)
     out = subprocess.run(["bash", os.path.join(ROOT, "test", "pth2onnx.sh"), "--pth_path=" + path,
-                          str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=300)
+                          str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, output_root=str(tmp_path / "output")))
     assert out.returncode == 0, out.stderr
     _onnx_matches_torch(path, tmp_path / "m.onnx")
 
@@ -172,17 +174,22 @@ def test_plot_without_tensorboard_reads_text_logs_and_names_the_package(tmp_path
         main([str(tmp_path / "run"), str(tmp_path / "events.png")])
 
 
+def run_wrapper(name, *args, cwd, output_root):
+    """A test/ wrapper run from cwd (an empty folder: no ./data to default to), its output under output_root."""
+    return subprocess.run(["bash", os.path.join(ROOT, "test", name), *args], capture_output=True, text=True,
+                          env=dict(WRAPPER_ENV, output_root=str(output_root)), timeout=600, cwd=cwd)
+
+
 def test_wrappers_end_to_end(tiny_data, tmp_path):
-    def wrapper(name, *args):  # run from an empty folder: no ./data for a wrapper to default to
-        return subprocess.run(["bash", os.path.join(ROOT, "test", name), *args], capture_output=True, text=True,
-                              env=WRAPPER_ENV, timeout=600, cwd=tmp_path)
+    def wrapper(name, *args):
+        return run_wrapper(name, *args, cwd=tmp_path, output_root=tmp_path / "output")
     out = wrapper("train_performance_8p.sh", "--data_path=" + tiny_data, "--nproc=2", "--batch_size=16",
                   "--num_of_layers", "5", "--device_id=7")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr  # the wrapper tees train.py's log to stdout
     assert re.search(r"Final Performance images/sec : [\d.]+", out.stdout)
     assert re.search(r"Final Train Accuracy : [\d.]+", out.stdout)
     assert re.search(r"E2E Training Duration sec : \d+", out.stdout)
-    out_dir = os.path.join(ROOT, "test", "output", "7")
+    out_dir = os.path.join(tmp_path, "output", "7")
     keys = dict(line.split(" = ") for line in open(os.path.join(out_dir, "DnCNN_bs16_2p_perf.log")).read().splitlines())
     assert keys["RankSize"] == "2" and keys["BatchSize"] == "16" and keys["CaseName"] == "DnCNN_bs16_2p_perf"
     fps = float(keys["ActualFPS"])
@@ -196,3 +203,21 @@ def test_wrappers_end_to_end(tiny_data, tmp_path):
     assert out.returncode == 2 and "--data_path=DIR is required" in out.stderr
     failing = wrapper("train_performance_1p.sh", "--data_path=" + tiny_data, "--batch_size=0", "--device_id=7")
     assert failing.returncode != 0
+
+
+def test_wrappers_cache_patches_per_data_content(tiny_data, tmp_path):
+    """A second data folder, or the same one changed, gets its own patches; the same data reuses them."""
+    other = shutil.copytree(tiny_data, str(tmp_path / "other"))
+    shutil.copy(os.path.join(other, "train", "00.png"), os.path.join(other, "train", "06.png"))  # 7 images, not 6
+
+    def train(data):
+        out = run_wrapper("train_performance_1p.sh", "--data_path=" + data, "--batch_size=16", "--num_of_layers", "5",
+                          cwd=tmp_path, output_root=tmp_path / "output")
+        assert out.returncode == 0, out.stdout[-4000:] + out.stderr
+        samples, key = re.search(r"# of training samples: (\d+) \(.*key=(\w+)\)", out.stdout).groups()
+        return int(samples), key, "training set:" in out.stdout  # that line: preprocessed in this run
+    first, second, again = train(tiny_data), train(other), train(tiny_data)
+    assert first[2] and second[2] and not again[2]
+    assert second[0] == first[0] * 7 // 6 and second[1] != first[1]
+    assert again[:2] == first[:2]
+    assert sorted(os.listdir(tmp_path / "output" / "h5")) == sorted([first[1], second[1]])

@@ -1,15 +1,18 @@
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import cv2
 import h5py
 import pytest
 import torch
 
-from conftest import ROOT, run_script
+from conftest import ROOT, make_image, run_script
+from dataset import prepare_data
 from utils import load_model
 
 FAST = ["--batchSize", "16", "--num_of_layers", "5", "--log_every", "2", "--tensorboard", "False", "--quiet"]
@@ -70,11 +73,12 @@ def test_resume_at_epoch_boundary_equals_uninterrupted(tiny_h5, tmp_path):
     _assert_same_final_weights(tmp_path)
 
 
-def test_resume_with_other_arch_is_an_error(tiny_h5, tmp_path):
-    assert train(tiny_h5, tmp_path, "--max_steps", "1").returncode == 0
-    out = train(tiny_h5, tmp_path, "--resume", "--arch", "ADNet", "--max_steps", "2")
+def test_resume_with_other_arch_is_an_error(tiny_data, tiny_h5, tmp_path):
+    assert train(tiny_h5, tmp_path / "run", "--max_steps", "1").returncode == 0
+    out = train(str(tmp_path / "h5-adnet"), tmp_path / "run", "--preprocess", "True", "--data_path", tiny_data,
+                "--resume", "--arch", "ADNet", "--max_steps", "2")  # an ADNet h5: the resume refuses, not the h5 check
     assert out.returncode != 0
-    assert "--arch DnCNN" in out.stderr and "Traceback" not in out.stderr
+    assert "--resume" in out.stderr and "--arch DnCNN" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_resume_in_the_middle_of_an_epoch_equals_uninterrupted(tiny_h5, tmp_path):
@@ -169,3 +173,33 @@ def test_init_weights_starts_from_a_checkpoint_with_a_fresh_optimizer(tiny_h5, t
     args.num_of_layers = 7
     with pytest.raises(Exception, match="has 5 layers, not 7"):
         train.Trainer(args)
+
+
+def _refusal(out):
+    """The one error line of a refused run (exit status 2, no traceback)."""
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stdout[-2000:] + out.stderr
+    return next(line for line in out.stderr.splitlines() if line.startswith("error: "))
+
+
+@pytest.mark.parametrize("made_with,expected", [(dict(arch="ADNet"), "arch=ADNet but this run has arch=DnCNN"),
+                                                (dict(patch_size=30), "patch_size=30 but this run has patch_size=40"),
+                                                (dict(stride=20), "stride=20 but this run has stride=10")])
+def test_h5_made_with_other_patch_parameters_is_refused(tiny_data, tmp_path, made_with, expected):
+    params = dict(dict(arch="DnCNN", mode="S"), **made_with)
+    prepare_data(tiny_data, str(tmp_path / "h5"), quiet=True, **params)
+    line = _refusal(train(str(tmp_path / "h5"), tmp_path / "run", "--max_steps", "1"))  # DnCNN S, default patches
+    assert expected in line and "rebuild it" in line
+
+
+def test_h5_of_other_data_is_refused_when_the_run_names_its_data(tiny_data, tiny_h5, tmp_path):
+    other = shutil.copytree(tiny_data, str(tmp_path / "other"))
+    line = _refusal(train(tiny_h5, tmp_path / "run", "--max_steps", "1", "--data_path", other))
+    assert "train_data=%s" % os.path.realpath(os.path.join(tiny_data, "train")) in line
+    assert "this run has train_data=%s" % os.path.realpath(os.path.join(other, "train")) in line
+    h5 = str(tmp_path / "h5")
+    assert run_script("preprocess.py", "--data_path", other, "--outf", h5, "--quiet").returncode == 0
+    assert train(h5, tmp_path / "run", "--max_steps", "1", "--data_path", other).returncode == 0
+    cv2.imwrite(os.path.join(other, "train", "00.png"), make_image((64, 64), seed=99))  # the set changed since
+    line = _refusal(train(h5, tmp_path / "run2", "--max_steps", "1", "--data_path", other))
+    assert "made from other contents of %s" % os.path.realpath(os.path.join(other, "train")) in line
+    assert train(h5, tmp_path / "run3", "--max_steps", "1").returncode == 0  # data not named: not compared

@@ -15,6 +15,6 @@ $PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h
 # schedule from where the longer schedule would be (a warm restart: ~4.3e-4 at 6 of 11 epochs,
 # ~1.65e-4 at 11 of 15, ~1.46e-4 at 15 of 20), annealing to 1e-6 again. A finished stage is skipped.
 for EPOCHS in 6 11 15 20; do
-  $PY train.py --arch ADNet --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-adnet" --outf "$RUNS/ADNet-S-25" \
+  $PY train.py --arch ADNet --mode S --stride 20 --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-adnet" --outf "$RUNS/ADNet-S-25" \
     --batchSize 64 --epochs $EPOCHS --init residual --lr_schedule cosine --lr 1e-3 --lr_min 1e-6 --save_every 200 --log_every 50 --resume --quiet
 done
