@@ -131,16 +131,16 @@ def test_non_finite_loss_between_log_lines_stops_before_any_save(tiny_h5, tmp_pa
 
 def test_resume_in_another_precision_starts_a_fresh_loss_scale(tiny_h5, tmp_path):
     """A CPU (fp32 or bf16) checkpoint resumed where auto means fp16 + GradScaler (GPU, NPU): here fp16! on CPU."""
-    first = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), *FAST, "--amp", "none", "--epochs", "1")
+    first = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), *FAST, "--amp", "none", "--max_steps", "2")
     assert first.returncode == 0, first.stderr
     second = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), *FAST, "--amp", "fp16!",
-                        "--epochs", "2", "--resume")
+                        "--max_steps", "4", "--resume")
     assert second.returncode == 0, second.stderr
     assert "resuming a fp32 run in fp16 autocast + GradScaler" in second.stdout and "starts afresh" in second.stdout
     saved = torch.load(tmp_path / "checkpoint.pth", weights_only=True)
-    assert saved["epoch"] == 2 and saved["precision"] == {"dtype": "fp16", "scaler": "torch"} and saved["scaler"]
+    assert saved["step"] == 4 and saved["precision"] == {"dtype": "fp16", "scaler": "torch"} and saved["scaler"]
     third = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), *FAST, "--amp", "fp16!",
-                       "--epochs", "3", "--resume")
+                       "--max_steps", "5", "--resume")
     assert third.returncode == 0, third.stderr
     assert "afresh" not in third.stdout  # same precision: the saved scale goes on
 
@@ -207,12 +207,13 @@ def test_save_minutes_then_kill_resumes_from_the_timed_save(tiny_h5, tmp_path):
     import time
     from conftest import ROOT
     base = ["--h5_dir", tiny_h5, *FAST, "--amp", "none", "--num_of_layers", "9", "--epochs", "2"]
-    full = run_script("train.py", *base, "--outf", str(tmp_path / "full"))
+    one_thread = {"OMP_NUM_THREADS": "1"}  # bit-identical runs need the same thread count
+    full = run_script("train.py", *base, "--outf", str(tmp_path / "full"), env=one_thread)
     assert full.returncode == 0, full.stderr
     split = tmp_path / "split"
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *base, "--outf", str(split),
                              "--save_minutes", "0.0001"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, **one_thread))
     ckpt, deadline, seen = split / "checkpoint.pth", time.time() + 120, None
     while time.time() < deadline and seen is None:
         seen = torch.load(ckpt, weights_only=True) if ckpt.exists() else None
@@ -221,7 +222,7 @@ def test_save_minutes_then_kill_resumes_from_the_timed_save(tiny_h5, tmp_path):
     proc.wait()
     assert seen["epoch"] == 0 and seen["step_in_epoch"] >= 1  # the first save was a timed one, mid-epoch
     assert torch.load(ckpt, weights_only=True)["step"] < 14
-    out = run_script("train.py", *base, "--outf", str(split), "--resume")
+    out = run_script("train.py", *base, "--outf", str(split), "--resume", env=one_thread)
     assert out.returncode == 0, out.stderr
     assert "resumed from" in out.stdout
     a, b = (torch.load(p / "net.pth", weights_only=True) for p in (tmp_path / "full", split))
