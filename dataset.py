@@ -372,8 +372,9 @@ def to_float(batch_u8, device, channels_last=True, dtype=torch.float32):
 
 def train_noise_draws(shape, gen):
     """The random numbers behind one batch's training noise: unit normals of the batch's shape and one uniform
-    [0, 1) per patch (mode B's sigma). Generator on CPU."""
-    return torch.randn(shape, generator=gen, dtype=torch.float32), torch.rand(shape[0], generator=gen)
+    [0, 1) per patch (mode B's sigma), drawn where the generator lives (on a GPU or NPU: no host work)."""
+    return (torch.randn(shape, generator=gen, dtype=torch.float32, device=gen.device),
+            torch.rand(shape[0], generator=gen, device=gen.device))
 
 
 def add_train_noise(clean, mode, sigma, gen=None, sigma_range=(0.0, 55.0), draws=None):

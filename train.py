@@ -97,9 +97,10 @@ def lr_at(args, epoch, step, total_steps):
     return args.lr if epoch < args.milestone else args.lr / 10.0
 
 
-def noise_generator(seed, rank, step):
-    """Noise depends only on (seed, rank, step): every rank differs, and a resumed run draws the same."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2 ** 63))
+def noise_generator(seed, rank, step, device=torch.device("cpu")):
+    """Noise depends only on (seed, rank, step): every rank differs, and a resumed run draws the same. The
+    generator lives on the training device, so the noise is drawn there (another device draws other noise)."""
+    return torch.Generator(device=device).manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2 ** 63))
 
 
 class Throughput:
@@ -319,8 +320,11 @@ class Trainer:
         """(clean, noisy) for one batch; the noise depends only on (seed, rank, step). `draws` (unit normals,
         per-patch uniforms) replaces the generator's, so the references' step can be given the same ones."""
         a = self.args
+        if self.device.type != "cpu":
+            batch_u8 = batch_u8.pin_memory()  # so the copy in to_float is asynchronous
         clean = to_float(batch_u8, self.device, a.channels_last, self.dtype)
-        noisy = add_train_noise(clean, a.mode, a.noiseL, noise_generator(a.seed, self.rank, self.step), draws=draws)
+        gen = noise_generator(a.seed, self.rank, self.step, self.device)
+        noisy = add_train_noise(clean, a.mode, a.noiseL, gen, draws=draws)
         return clean, noisy
 
     def optimize(self, clean, noisy, lr):

@@ -97,7 +97,8 @@ def test_sync_batchnorm_is_folded_too():
 
 
 def test_the_step_reads_nothing_back_from_the_device(tiny_h5, tmp_path, monkeypatch):
-    """A per-step isfinite(loss) check (or .item()) makes the host wait for a GPU/NPU every step."""
+    """A per-step isfinite(loss) check (or .item()) makes the host wait for a GPU/NPU every step; inputs and noise
+    are made on the device from uint8 patches and a (seed, rank, step) generator without reading anything back."""
     args = train.parse_args(["--h5_dir", tiny_h5, "--outf", str(tmp_path), "--amp", "none", *FAST])
     trainer = train.Trainer(args)
     clean, noisy = trainer.make_inputs(next(iter(trainer.batches.batches())))
@@ -112,8 +113,11 @@ def test_the_step_reads_nothing_back_from_the_device(tiny_h5, tmp_path, monkeypa
                 raise AssertionError("host read of a device value inside the step (Tensor.%s)" % name)
             return real[name](tensor, *args)
         return read
+    batch_u8 = next(iter(trainer.batches.batches()))  # the sampler's order: host data, once an epoch
     for name in real:
         monkeypatch.setattr(torch.Tensor, name, guarded(name))
+    trainer.step += 1
+    clean, noisy = trainer.make_inputs(batch_u8)  # inputs and noise too
     loss, _ = trainer.optimize(clean, noisy, lr=1e-3)
     monkeypatch.undo()
     assert torch.isfinite(loss) and not trainer.nonfinite
