@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from utils import (ArgParser, UserError, add_common_inference_flags, add_legacy_flags, add_test_noise, denoise_any,
-                   inference_model, legacy_device_id, load_model, non_negative, psnr, precision_for, read_images, run_cli,
+                   inference_net, legacy_device_id, load_model, non_negative, psnr, precision_for, read_images, run_cli,
                    select_device, set_cpu_threads, progress, write_image)
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "DnCNN-S-25")
@@ -74,11 +74,12 @@ def denoise_folder(args):
     model = load_model(args.demo_pth_path, args.arch, args.num_of_layers)
     if getattr(model, "output_note", None):
         print(model.output_note)
-    net = inference_model(model, device, fold=not args.no_fold)
     precision = precision_for(args.amp, device)
     if args.amp != "none":
         print("precision: %s" % precision)
     amp = precision.dtype
+    net, why = inference_net(model, device, args.backend, amp, fold=not args.no_fold)
+    print(why)
     image_path, out_path = demo_folders(args.demo_img_path, args.out)
     images = read_images(image_path, channels=None)
     os.makedirs(out_path, exist_ok=True)

@@ -5,26 +5,8 @@ The graph is the network itself, BN folded: DnCNN outputs the noise (clean = inp
 ADNet the clean image, as in the references.
 """
 import os
-import warnings
 
-import torch
-
-from models import fold_batchnorm
-from utils import ArgParser, UserError, load_model, positive, run_cli
-
-
-def export_onnx(model, out_path, opset=17, sample_size=64):
-    net = fold_batchnorm(model).float().eval()
-    sample = torch.rand(1, net.channels, sample_size, sample_size)
-    tmp = out_path + ".tmp"
-    with warnings.catch_warnings():  # the TorchScript exporter handles dynamic H/W of these plain CNNs best
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(net, (sample,), tmp, input_names=["input"], output_names=["output"], opset_version=opset,
-                          dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
-                                        "output": {0: "batch", 2: "height", 3: "width"}},
-                          dynamo=False)
-    os.replace(tmp, out_path)
-    return out_path
+from utils import ArgParser, UserError, export_onnx, load_model, positive, run_cli
 
 
 def main(argv=None):

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from utils import (ArgParser, add_common_inference_flags, add_legacy_flags, atomic_write_bytes, evaluate,
-                   inference_model, legacy_device_id, load_model, non_negative, positive, precision_for, read_images,
+                   inference_net, legacy_device_id, load_model, non_negative, positive, precision_for, read_images,
                    resolve_set, run_cli, select_device, set_cpu_threads, write_image)
 
 
@@ -58,10 +58,11 @@ def main(argv=None):
     if getattr(model, "output_note", None):
         print(model.output_note)
     images = read_images(resolve_set(args.data_path, args.test_data), channels=model.channels)
-    net = inference_model(model, device, fold=not args.no_fold)
     precision = precision_for(args.amp, device)
     if args.amp != "none":
         print("precision: %s" % precision)
+    net, why = inference_net(model, device, args.backend, precision.dtype, fold=not args.no_fold)
+    print(why)
     rows = evaluate(net, images, args.test_noiseL, device, amp=precision.dtype, seed=args.seed,
                     tile=args.tile, with_ssim=True, quiet=args.quiet, copies=args.copies, x8=args.x8)
     if args.test_noiseL == 0:

@@ -554,6 +554,96 @@ def inference_model(model, device, fold=True, channels_last=True):
     return net
 
 
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+def onnxruntime_available():
+    import importlib.util
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def choose_backend(choice, device_type, dtype, ort_installed):
+    """(backend, why). auto: ONNX Runtime for fp32 on a CPU when it is installed (faster than eager torch
+    there, see the README's measurements), torch otherwise: half precision, CUDA, NPU."""
+    if choice == "torch":
+        return "torch", "--backend torch"
+    runnable = device_type == "cpu" and dtype is None
+    if choice == "onnxruntime":
+        if not ort_installed:
+            raise UserError("--backend onnxruntime: the onnxruntime package is not installed (pip install onnxruntime)")
+        if not runnable:
+            raise UserError("--backend onnxruntime runs fp32 on the CPU here: use --device cpu and --amp none, "
+                            "or --backend torch")
+        return "onnxruntime", "--backend onnxruntime"
+    if not runnable:
+        return "torch", "%s on %s" % ("half precision" if dtype is not None else "fp32", device_type)
+    if not ort_installed:
+        return "torch", "onnxruntime is not installed"
+    return "onnxruntime", "fp32 on a CPU: ONNX Runtime runs these CNNs faster than eager torch"
+
+
+def export_onnx(model, out_path, opset=17, sample_size=64):
+    """The network itself, BN folded, fp32, dynamic batch/height/width; written atomically."""
+    import warnings
+    net = fold_batchnorm(model).float().eval().cpu()
+    sample = torch.rand(1, net.channels, sample_size, sample_size)
+    tmp = _temp_path(out_path)
+    with warnings.catch_warnings():  # the TorchScript exporter handles dynamic H/W of these plain CNNs best
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, (sample,), tmp, input_names=["input"], output_names=["output"], opset_version=opset,
+                          dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
+                                        "output": {0: "batch", 2: "height", 3: "width"}},
+                          dynamo=False)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def onnx_cache_dir():
+    return os.environ.get("DENOISE_ONNX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "dncnn-adnet-onnx")
+
+
+def cached_onnx(model):
+    """The ONNX file of a model, exported once per weights (cached under a digest of them and the exporter)."""
+    import hashlib
+    digest = hashlib.sha256(("%s %s %s" % (type(model).__name__, torch.__version__, model.predicts_noise)).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    folder = onnx_cache_dir()
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, digest.hexdigest()[:24] + ".onnx")
+    if not os.path.isfile(path):
+        export_onnx(model, path)
+    return path
+
+
+class OnnxRuntimeNet(torch.nn.Module):
+    """An ONNX Runtime session with the face denoise_image expects of a network: forward(x) gives what the
+    torch model gives; the torch model stays inside (never run) for its channels and receptive radius."""
+
+    def __init__(self, model, threads=None):
+        import onnxruntime as ort
+        super().__init__()
+        self.model = model.eval()
+        self.channels, self.predicts_noise = model.channels, model.predicts_noise
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(cached_onnx(model), options, providers=["CPUExecutionProvider"])
+
+    def forward(self, x):
+        out = self.session.run(None, {"input": x.detach().float().cpu().contiguous().numpy()})[0]
+        return torch.from_numpy(out)
+
+
+def inference_net(model, device, backend="auto", dtype=None, fold=True):
+    """(net, why): the model ready for denoise_image on the backend choose_backend picks."""
+    chosen, why = choose_backend(backend, device.type, dtype, onnxruntime_available())
+    if chosen == "onnxruntime":
+        return OnnxRuntimeNet(model), "backend: onnxruntime (%s)" % why
+    return inference_model(model, device, fold=fold), "backend: torch (%s)" % why
+
+
 def dihedral(x, mode):
     """One of the eight flips/rotations of the last two axes (KAIR's augment_img modes, in another order)."""
     x = torch.rot90(x, mode % 4, dims=(-2, -1))
@@ -658,6 +748,9 @@ def add_common_inference_flags(parser):
     parser.add_argument("--amp", default="none", choices=AMP_CHOICES,
                         help="inference precision; bf16 is ~0.02 dB below fp32 and several times faster on AMX or "
                              "AVX512-BF16 CPUs; where the hardware would emulate it, fp32 runs unless forced (bf16!)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: ONNX Runtime for fp32 on a CPU when installed (exported once per weights, cached in "
+                             "$DENOISE_ONNX_CACHE or ~/.cache/dncnn-adnet-onnx), else torch")
     parser.add_argument("--tile", type=non_negative(int), default=0, help="denoise in tiles of N pixels (0: whole images)")
     parser.add_argument("--x8", action="store_true",
                         help="self-ensemble: average the outputs for the 8 flips/rotations (8x slower, a little better)")

@@ -60,3 +60,16 @@ def tiny_h5(tiny_data, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("h5"))
     prepare_data(tiny_data, out, "DnCNN", "S", quiet=True)
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """test.py / demo.py export ONNX graphs for their default backend: into a session folder, not ~/.cache."""
+    folder = str(tmp_path_factory.mktemp("onnx_cache"))
+    previous = os.environ.get("DENOISE_ONNX_CACHE")
+    os.environ["DENOISE_ONNX_CACHE"] = folder
+    yield folder
+    if previous is None:
+        os.environ.pop("DENOISE_ONNX_CACHE", None)
+    else:
+        os.environ["DENOISE_ONNX_CACHE"] = previous
