@@ -1,7 +1,7 @@
 """Benchmarks (never run by the tests): training and inference speed, reference-style vs this port.
 
     python bench.py                      # everything below, both models (make bench)
-    python bench.py --only train         # train | eval | preprocess | ceiling
+    python bench.py --only train         # train | eval | preprocess | ceiling | models
     python bench.py --convergence        # bf16 vs fp32: same short run, validation PSNR
 
 Reference-equivalent training = what SaoYan's / the ADNet authors' loops do: fp32, contiguous NCHW,
@@ -22,8 +22,8 @@ import torch
 
 from dataset import PATCH_DEFAULTS, add_train_noise, open_h5, prepare_data, to_float
 from models import build_model, denoise
-from utils import (ArgParser, batch_psnr, denoise_image, inference_model, list_images, precision_for, run_cli,
-                   set_cpu_threads)
+from utils import (ArgParser, OnnxRuntimeNet, batch_psnr, denoise_image, inference_model, list_images, precision_for,
+                   run_cli, set_cpu_threads)
 
 SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data")
 
@@ -39,24 +39,44 @@ def median_time(fn, steps, warmup):
     return statistics.median(times)
 
 
+def interleaved_medians(fns, rounds=5, warmup=1):
+    """Median seconds of each function, timed in alternation (round 1: a, b, c; round 2: a, b, c; ...), so a
+    drift of the machine's speed hits all of them alike."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, bucket in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
 def conv_flops_per_pixel(model):
     """Multiply-adds x2 of every conv, per output pixel (all convs here keep the resolution)."""
     return sum(2 * m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
                for m in model.modules() if isinstance(m, torch.nn.Conv2d))
 
 
-def measured_conv_gflops(dtype, batch=128, size=40):
-    """fwd+bwd GFLOP/s of a 64->64 3x3 convolution in `dtype`, channels_last, as in training."""
+def measured_conv_gflops(dtype, batch=128, size=40, backward=True):
+    """GFLOP/s of a 64->64 3x3 convolution in `dtype`, channels_last, as in training: forward + both
+    gradients (3 convolutions' work), or the forward alone."""
     dtype = dtype or torch.float32
     conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(dtype).to(memory_format=torch.channels_last)
     x = torch.randn(batch, 64, size, size, dtype=dtype).contiguous(memory_format=torch.channels_last)
-    x.requires_grad_(True)
+    x.requires_grad_(backward)
     grad = torch.ones(batch, 64, size, size, dtype=dtype).contiguous(memory_format=torch.channels_last)
 
     def step():
-        conv(x).backward(grad)
+        if backward:
+            conv(x).backward(grad)
+        else:
+            with torch.no_grad():
+                conv(x)
     seconds = median_time(step, 5, 2)
-    return 3 * 2 * batch * size * size * 64 * 64 * 9 / seconds / 1e9
+    return (3 if backward else 1) * 2 * batch * size * size * 64 * 64 * 9 / seconds / 1e9
 
 
 def cpu_model_and_flags():
@@ -200,9 +220,11 @@ def bench_train(args, tmp):
 
 def bench_eval(args, tmp):
     images = load_images(os.path.join(args.data, "Set68"))
-    print("\n## Inference on %d Set68 images (%dx%d), images/s" % ((len(images),) + images[0].shape))
-    print("| model | reference-style fp32 | this port fp32 | ratio | this port bf16 | ratio |")
-    print("|---|---|---|---|---|---|")
+    bf16 = precision_for("bf16", torch.device("cpu")).dtype  # None where this CPU would emulate it
+    print("\n## Inference on %d Set68 images (%dx%d), images/s, %d interleaved rounds (medians)"
+          % ((len(images),) + images[0].shape + (args.rounds,)))
+    print("| model | reference-style fp32 | torch fp32 | ONNX Runtime fp32 | ORT / torch | torch bf16 | best / reference |")
+    print("|---|---|---|---|---|---|---|")
     device = torch.device("cpu")
     for arch in args.archs:
         torch.manual_seed(0)
@@ -213,14 +235,35 @@ def bench_eval(args, tmp):
             with torch.no_grad():
                 for x in tensors:
                     denoise(model, x).clamp(0, 1)
-        net = inference_model(model, device)
 
-        def fast(amp):
+        def ours(net, amp=None):
             return lambda: [denoise_image(net, x, device, amp=amp).clamp(0, 1) for x in tensors]
-        ref = len(images) / median_time(reference, 3, 1)
-        fp32 = len(images) / median_time(fast(None), 3, 1)
-        bf16 = len(images) / median_time(fast(torch.bfloat16), 3, 1)
-        print("| %s | %.2f | %.2f | %.2fx | %.2f | %.2fx |" % (arch, ref, fp32, fp32 / ref, bf16, bf16 / ref), flush=True)
+        fns = [reference, ours(inference_model(model, device)), ours(OnnxRuntimeNet(model))]
+        if bf16:
+            fns.append(ours(inference_model(model, device), bf16))
+        rates = [len(images) / s for s in interleaved_medians(fns, args.rounds)]
+        half = "%.2f" % rates[3] if bf16 else "(no fast bf16)"
+        print("| %s | %.2f | %.2f | %.2f | %.2fx | %s | %.2fx |" % (arch, rates[0], rates[1], rates[2],
+              rates[2] / rates[1], half, max(rates[1:]) / rates[0]), flush=True)
+
+
+def bench_models(args, tmp):
+    """What users weigh when they choose: parameters, conv FLOPs per pixel, peak memory of one inference."""
+    import subprocess
+    print("\n## Models: parameters, FLOPs per pixel, peak RSS of one 481x321 fp32 inference (torch, BN folded)")
+    print("| model | parameters | GFLOP per megapixel | peak RSS, MiB (above a process that only loads it) |")
+    print("|---|---|---|---|")
+    probe = ("import resource, sys, torch; sys.path.insert(0, %r); from models import build_model; "
+             "from utils import inference_model, denoise_image; torch.manual_seed(0); "
+             "net = inference_model(build_model(sys.argv[1]).eval(), torch.device('cpu')); "
+             "x = torch.rand(1, 1, 321, 481); sys.argv[2] == '1' and denoise_image(net, x, torch.device('cpu')); "
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)") % os.path.dirname(os.path.abspath(__file__))
+    for arch in args.archs:
+        model = build_model(arch)
+        rss = [int(subprocess.run([sys.executable, "-c", probe, arch, run], capture_output=True, text=True).stdout)
+               for run in ("0", "1")]
+        print("| %s | %s | %.0f | %.0f |" % (arch, format(sum(p.numel() for p in model.parameters()), ","),
+                                             conv_flops_per_pixel(model) / 1e3, (rss[1] - rss[0]) / 1024), flush=True)
 
 
 def reference_preprocess(data_dir, out, patch_size=40, stride=10):
@@ -262,9 +305,14 @@ def bench_preprocess(args, tmp):
 
 
 def bench_ceiling(args, tmp):
-    print("\n## Measured 64->64 3x3 convolution, batch %d, 40x40, channels_last (fwd+bwd GFLOP/s)" % args.batch)
-    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-        print("%s: %.0f" % (name, measured_conv_gflops(dtype, args.batch)))
+    print("\n## This machine's ceiling: one 64->64 3x3 convolution, batch %d, 40x40, channels_last, GFLOP/s" % args.batch)
+    print("| precision | forward | forward + both gradients |\n|---|---|---|")
+    dtypes = [("fp32", None)]
+    if precision_for("bf16", torch.device("cpu")).dtype:  # bf16 only where the hardware has it
+        dtypes.append(("bf16", torch.bfloat16))
+    for name, dtype in dtypes:
+        print("| %s | %.0f | %.0f |" % (name, measured_conv_gflops(dtype, args.batch, backward=False),
+                                        measured_conv_gflops(dtype, args.batch)), flush=True)
 
 
 def convergence(args, tmp):
@@ -291,7 +339,8 @@ def convergence(args, tmp):
 def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "data")
-    p.add_argument("--only", choices=("train", "eval", "preprocess", "ceiling"), default=None)
+    p.add_argument("--only", choices=("train", "eval", "preprocess", "ceiling", "models"), default=None)
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the inference comparison")
     p.add_argument("--archs", nargs="+", default=["DnCNN", "ADNet"])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=6, help="timed training steps per configuration")
@@ -304,7 +353,8 @@ def main(argv=None):
         if args.convergence:
             convergence(args, tmp)
             return 0
-        sections = {"ceiling": bench_ceiling, "train": bench_train, "eval": bench_eval, "preprocess": bench_preprocess}
+        sections = {"ceiling": bench_ceiling, "models": bench_models, "train": bench_train, "eval": bench_eval,
+                    "preprocess": bench_preprocess}
         for name, fn in sections.items():
             if args.only in (None, name):
                 fn(args, tmp)
