@@ -13,11 +13,11 @@ import torch
 
 import demo
 import utils
-from conftest import ROOT, make_image, run_script
+from conftest import ROOT, SHARED, make_image, needs_shared, run_script
 from models import build_model, denoise, receptive_radius
 from utils import (AUTO_TILE, CPU_WORKING_SET, MIN_TILE, UserError, auto_tile, decode_image, denoise_any,
-                   denoise_image, evaluate, evaluate_iter, inference_model, orient, plan_outputs, prefetched,
-                   read_image, shard, tile_budget, tile_spans)
+                   denoise_image, evaluate, evaluate_iter, inference_model, list_images, orient, plan_outputs,
+                   prefetched, read_image, shard, tile_budget, tile_size, tile_spans)
 
 CPU = torch.device("cpu")
 
@@ -68,6 +68,18 @@ def exif(orientation):
 def save_with_orientation(path, bgr, orientation, **kwargs):
     from PIL import Image
     Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(path, exif=exif(orientation), **kwargs)
+
+
+@needs_shared
+def test_reference_sets_still_decode_as_the_references_read_them():
+    """The parity figures rest on this: Set12 / Set68 as SaoYan's imread(f)[:, :, 0] / 255, CBSD68 / McMaster as
+    the ADNet authors' imread(f) / 255 (BGR), bit for bit."""
+    data = os.path.join(SHARED, "data")
+    for name, channels, count in (("Set12", 1, 12), ("Set68", 1, 5), ("CBSD68", 3, 3), ("McMaster", 3, 3)):
+        for f in list_images(os.path.join(data, name))[:count]:
+            theirs = cv2.imread(f)
+            theirs = theirs[None, :, :, 0] if channels == 1 else np.transpose(theirs, (2, 0, 1))
+            assert np.array_equal(read_image(f, channels), np.float32(theirs / 255.0)), f
 
 
 @pytest.mark.parametrize("ext,kwargs", [(".png", {}), (".webp", {"lossless": True})])
@@ -281,6 +293,14 @@ def test_tile_budget(monkeypatch):
         total = int(open("/proc/meminfo").read().split("MemTotal:")[1].split()[0]) * 1024
         assert 0 < free <= total
     assert 0 < tile_budget(CPU) <= CPU_WORKING_SET
+
+
+def test_tile_flag():
+    assert tile_size("auto") == tile_size("-1") == AUTO_TILE and tile_size("0") == 0 and tile_size("512") == 512
+    for bad in ("-2", "big", "1.5"):
+        with pytest.raises(Exception, match="expected auto or a number"):
+            tile_size(bad)
+    assert demo.parse_args([]).tile == AUTO_TILE  # the default
 
 
 def test_tile_spans_split_evenly():
