@@ -165,14 +165,16 @@ def orient(img, orientation):
 
 
 def exif_orientation(path):
-    """The EXIF orientation tag (1-8) of a PNG or WebP file, read from its header with Pillow; 1 when it has
-    none, or without Pillow. (JPEG and TIFF files are turned by OpenCV itself.)"""
+    """The EXIF orientation tag (1-8) of a file, read from its header with Pillow; 1 when it has none, or
+    without Pillow."""
     try:
         from PIL import Image
     except ImportError:
         return 1
     try:
         with Image.open(path) as im:
+            if im.format == "TIFF":  # tags of the header
+                return int(im.getexif().get(EXIF_ORIENTATION, 1))
             raw = im.info.get("exif")  # the header's EXIF only: getexif() would decode a PNG to look further
         if not raw:
             return 1
@@ -228,7 +230,8 @@ def decode_image(path):
     pixels: H x W (gray) or H x W x 3 (BGR), as stored: uint8, uint16 or float32. alpha: H x W of the same
     depth, or None. EXIF orientation applied: OpenCV turns JPEG and TIFF files itself (IMREAD_ANYDEPTH |
     IMREAD_ANYCOLOR keeps 16 bits), PNG and WebP are read with IMREAD_UNCHANGED (alpha kept) and turned
-    from their header's tag; HEIC/HEIF and what OpenCV cannot read go through Pillow.
+    from their header's tag; HEIC/HEIF, TIFFs turned 90 degrees (which OpenCV 5 fails to read) and what
+    OpenCV cannot read go through Pillow.
     """
     import cv2
     ext = os.path.splitext(path)[1].lower()
@@ -236,12 +239,14 @@ def decode_image(path):
     if os.path.getsize(path) > 0 and ext not in HEIF_EXTENSIONS:
         if ext in JPEG_EXTENSIONS:
             img = cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+        elif ext in TIFF_EXTENSIONS and exif_orientation(path) >= 5:
+            pass  # OpenCV 5 turns TIFFs itself but fails (with an error printed) where the sides swap: Pillow below
         else:
             img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
             if img is not None and ext not in TIFF_EXTENSIONS:
                 img = orient(img, exif_orientation(path))
     if (img is None or img.size == 0) and os.path.getsize(path) > 0:
-        img = _decode_pillow(path)  # e.g. TIFFs OpenCV 5 fails to turn (orientation 5-8), HEIC
+        img = _decode_pillow(path)  # HEIC, TIFFs turned 90 degrees, what OpenCV cannot read
         if img is False:  # said why already
             return None
     if img is None or img.size == 0:
