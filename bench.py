@@ -337,8 +337,9 @@ def synthetic_photo(height=3000, width=4000, seed=0):
 
 
 def bench_photo(args, tmp):
-    """demo.py on one 12 MP photo, whole image (--tile 0) vs the default (--tile auto): seconds and peak RSS
-    of the process (os.wait4's rusage of that child alone)."""
+    """demo.py on one 12 MP photo, whole image (--tile 0) vs the default (--tile auto): wall and CPU seconds
+    and peak RSS of the process (os.wait4's rusage of that child alone; CPU time is less swayed by other jobs
+    on a shared machine)."""
     import cv2
     import subprocess
     folder = os.path.join(tmp, "photo")
@@ -346,7 +347,7 @@ def bench_photo(args, tmp):
     cv2.imwrite(os.path.join(folder, "photo.png"), synthetic_photo())
     print("\n## demo.py on one 4000x3000 colour photo, %s, --test_noiseL 0, %s threads"
           % (args.photo_weights, os.environ.get("OMP_NUM_THREADS", "all")))
-    print("| --tile | seconds | peak RSS (MiB) |\n|---|---|---|")
+    print("| --tile | seconds | CPU seconds (user + system) | peak RSS (MiB) |\n|---|---|---|---|")
     for tile in args.photo_tiles:
         cmd = [sys.executable, os.path.join(HERE, "demo.py"), "--demo_img_path", folder, "--demo_pth_path",
                args.photo_weights, "--test_noiseL", "0", "--out", os.path.join(tmp, "out_" + tile), "--tile", tile,
@@ -355,8 +356,8 @@ def bench_photo(args, tmp):
         child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - start
-        print("| %s | %.1f | %.0f |%s" % (tile, seconds, usage.ru_maxrss / 1024, "" if status == 0 else " failed"),
-              flush=True)
+        print("| %s | %.1f | %.1f | %.0f |%s" % (tile, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+                                               "" if status == 0 else " failed"), flush=True)
 
 
 def main(argv=None):

@@ -25,8 +25,7 @@ DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weig
 DEFAULT_IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo")
 DEFAULT_OUT = "demo_output"
 ADNET_DATA = "data"  # the ADNet port's demo read data/<--demo_img_path> (default demo_img), wrote into its result/
-GRAY_MODEL_ON_COLOUR = "channels"  # measured on CBSD68 (README: "A gray model on colour photos")
-CHANNELS_GAIN_DB = 6.5
+GRAY_MODEL_ON_COLOUR = "channels"  # measured on CBSD68 (README, demo.py: "Colour")
 
 
 def parse_args(argv=None):
@@ -41,8 +40,8 @@ def parse_args(argv=None):
                    help="output folder (default: %s; for images in data/<folder>, data/<folder>/result)" % DEFAULT_OUT)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gray_model_on_colour", choices=GRAY_ON_COLOUR, default=GRAY_MODEL_ON_COLOUR,
-                   help="a gray model on a colour photo: denoise each of B, G, R (channels, default: %.1f dB better "
-                        "on CBSD68, see README) or only the luma, keeping the chroma (luma)" % CHANNELS_GAIN_DB)
+                   help="a gray model on a colour photo: denoise each of B, G, R (channels, the default: 6.0 to "
+                        "10.6 dB better on CBSD68 at sigma 15 to 50, see README) or only the luma, keeping the chroma")
     p.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist (default: skip them)")
     p.add_argument("--recursive", action="store_true", help="sub-folders too, mirrored under the output folder")
     p.add_argument("--no_compare", action="store_true", help="write only the denoised images, no side-by-side")

@@ -892,7 +892,7 @@ def tile_spans(length, tile):
 AUTO_TILE = -1
 CPU_WORKING_SET = 512 * 2 ** 20  # the CPU ceiling: a 48 MP photo denoises in about this much beside the image
 MIN_TILE = 16
-LIVE_FEATURE_MAPS = 3  # measured: a conv's input and output maps are alive at once (2); one more for the allocator
+LIVE_FEATURE_MAPS = 2  # measured (peak RSS of DnCNN / ADNet inference, fp32 and bf16): a conv's input and output
 
 
 def precision_bytes(amp):
