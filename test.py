@@ -4,6 +4,7 @@
     python test.py --logdir adnet/color/c25 --test_data McMaster --test_noiseL 25 --seed 12 --copies 3
 Colour checkpoints read the images in colour (BGR, as the ADNet authors), gray ones in gray (luma).
 --test_noiseL 0: the images are already noisy (real noise); they are denoised, no PSNR is computed.
+The set is streamed: one image decoded at a time (the next ahead, in a thread), each printed and saved when done.
 """
 import csv
 import io
