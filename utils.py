@@ -97,7 +97,9 @@ class ImageProgress:
     with megapixels per second; silent where progress() is."""
 
     def __init__(self, total, quiet=False, desc="demo"):
-        self.bar = progress(None, quiet=quiet, total=total, desc=desc, unit="img")
+        self.bar = progress(None, quiet=quiet, total=total, desc=desc, unit="img",
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} images "
+                                       "[{elapsed}<{remaining}{postfix}]")
         self.done, self.pixels, self.megapixels = 0.0, 0, 0.0
         self.started = time.perf_counter()
 
