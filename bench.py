@@ -3,6 +3,8 @@
     python bench.py                      # everything below, both models (make bench)
     python bench.py --only train         # train | eval | preprocess | ceiling | models
     python bench.py --convergence        # bf16 vs fp32: same short run, validation PSNR
+    python bench.py --only gray_on_colour   # a gray model on colour photos: luma only vs each of B, G, R (CBSD68)
+    python bench.py --only photo         # one 12 MP photo through demo.py: whole image vs automatic tiles
 
 Reference-equivalent training = what SaoYan's / the ADNet authors' loops do: fp32, contiguous NCHW,
 one h5 dataset per patch reopened for every sample, and a second (eval) forward per step to print a
@@ -25,7 +27,9 @@ from models import build_model, denoise
 from utils import (ArgParser, OnnxRuntimeNet, batch_psnr, denoise_image, inference_model, list_images, precision_for,
                    run_cli, set_cpu_threads)
 
-SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED_DATA = os.path.join(HERE, "..", "shared", "data")
+SAOYAN = os.path.join(HERE, "..", "shared", "reference_weights", "saoyan")
 
 
 def median_time(fn, steps, warmup):
@@ -336,11 +340,85 @@ def convergence(args, tmp):
                                               time.perf_counter() - start), flush=True)
 
 
+def bench_gray_on_colour(args, tmp):
+    """SaoYan's gray DnCNN-S (the sigma's own) and DnCNN-B on CBSD68 in colour, both ways demo.py can run a
+    gray model on a colour photo. Protocol: read BGR, add_test_noise(clean, sigma, seed=0) on the whole
+    (1, 3, H, W) tensor, output clamped to [0, 1], PSNR over the colour image, averaged over the set."""
+    from utils import add_test_noise, denoise_any, load_model, psnr, read_image
+    folder = os.path.join(args.data, "CBSD68")
+    files = list_images(folder)[:args.images or None]
+    device = torch.device("cpu")
+    print("\n## Gray model on colour photos: %s, %d images, fp32, PSNR (dB) over the colour image" % (folder, len(files)))
+    print("| checkpoint | sigma | noisy | luma (Y denoised, chroma kept) | channels (B, G, R each denoised) | channels - luma | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    for sigma in args.sigmas:
+        for name in ("DnCNN-S-%d" % sigma, "DnCNN-B"):
+            path = os.path.join(args.weights, name)
+            if not os.path.exists(path):
+                print("| %s | %d | (no %s) | | | | |" % (name, sigma, path), flush=True)
+                continue
+            net = inference_model(load_model(path), device)
+            start = time.perf_counter()
+            scores = {"noisy": [], "luma": [], "channels": []}
+            for f in files:
+                clean = read_image(f, 3)
+                noisy = add_test_noise(torch.from_numpy(clean)[None], sigma, seed=0)[0].numpy()
+                scores["noisy"].append(psnr(clean, np.clip(noisy, 0, 1)))
+                for mode in ("luma", "channels"):
+                    out = denoise_any(net, noisy, device, gray_on_colour=mode)
+                    scores[mode].append(psnr(clean, np.clip(out, 0, 1)))
+            mean = {k: float(np.mean(v)) for k, v in scores.items()}
+            print("| %s | %d | %.4f | %.4f | %.4f | %+.4f | %.0f |" % (
+                name, sigma, mean["noisy"], mean["luma"], mean["channels"], mean["channels"] - mean["luma"],
+                time.perf_counter() - start), flush=True)
+
+
+def synthetic_photo(height=3000, width=4000, seed=0):
+    """A 12 MP colour 'photo': smooth colour fields with edges and a little noise, uint8 BGR."""
+    import cv2
+    rng = np.random.RandomState(seed)
+    small = rng.rand(height // 100, width // 100, 3).astype(np.float32)
+    img = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    img[height // 3:height // 2, width // 4:width // 2] *= 0.5  # a block with hard edges
+    img += rng.randn(height, width, 3).astype(np.float32) * 0.05
+    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)
+
+
+def bench_photo(args, tmp):
+    """demo.py on one 12 MP photo, whole image (--tile 0) vs the default (--tile auto): wall and CPU seconds
+    and peak RSS of the process (os.wait4's rusage of that child alone; CPU time is less swayed by other jobs
+    on a shared machine)."""
+    import cv2
+    import subprocess
+    folder = os.path.join(tmp, "photo")
+    os.makedirs(folder, exist_ok=True)
+    cv2.imwrite(os.path.join(folder, "photo.png"), synthetic_photo())
+    print("\n## demo.py on one 4000x3000 colour photo, %s, --test_noiseL 0, %s threads"
+          % (args.photo_weights, os.environ.get("OMP_NUM_THREADS", "all")))
+    print("| --tile | seconds | CPU seconds (user + system) | peak RSS (MiB) |\n|---|---|---|---|")
+    for tile in args.photo_tiles:
+        cmd = [sys.executable, os.path.join(HERE, "demo.py"), "--demo_img_path", folder, "--demo_pth_path",
+               args.photo_weights, "--test_noiseL", "0", "--out", os.path.join(tmp, "out_" + tile), "--tile", tile,
+               "--quiet"]
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        print("| %s | %.1f | %.1f | %.0f |%s" % (tile, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+                                               "" if status == 0 else " failed"), flush=True)
+
+
 def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "data")
-    p.add_argument("--only", choices=("train", "eval", "preprocess", "ceiling", "models"), default=None)
+    p.add_argument("--only", choices=("train", "eval", "preprocess", "ceiling", "models", "gray_on_colour", "photo"),
+                   default=None, help="one section (gray_on_colour and photo run only when named)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the inference comparison")
+    p.add_argument("--weights", default=SAOYAN, help="gray_on_colour: folder of SaoYan's DnCNN-S-15/25/50, DnCNN-B")
+    p.add_argument("--sigmas", type=int, nargs="+", default=[15, 25, 50])
+    p.add_argument("--images", type=int, default=0, help="gray_on_colour: the first N images only (0: all)")
+    p.add_argument("--photo_weights", default=os.path.join(HERE, "weights", "DnCNN-S-25"))
+    p.add_argument("--photo_tiles", nargs="+", default=["0", "auto"])
     p.add_argument("--archs", nargs="+", default=["DnCNN", "ADNet"])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=6, help="timed training steps per configuration")
@@ -354,9 +432,9 @@ def main(argv=None):
             convergence(args, tmp)
             return 0
         sections = {"ceiling": bench_ceiling, "models": bench_models, "train": bench_train, "eval": bench_eval,
-                    "preprocess": bench_preprocess}
+                    "preprocess": bench_preprocess, "gray_on_colour": bench_gray_on_colour, "photo": bench_photo}
         for name, fn in sections.items():
-            if args.only in (None, name):
+            if args.only == name or (args.only is None and name not in ("gray_on_colour", "photo")):
                 fn(args, tmp)
     return 0
 

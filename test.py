@@ -4,6 +4,7 @@
     python test.py --logdir adnet/color/c25 --test_data McMaster --test_noiseL 25 --seed 12 --copies 3
 Colour checkpoints read the images in colour (BGR, as the ADNet authors), gray ones in gray (luma).
 --test_noiseL 0: the images are already noisy (real noise); they are denoised, no PSNR is computed.
+The set is streamed: one image decoded at a time (the next ahead, in a thread), each printed and saved when done.
 """
 import csv
 import io
@@ -11,9 +12,9 @@ import os
 
 import numpy as np
 
-from utils import (ArgParser, add_common_inference_flags, add_legacy_flags, atomic_write_bytes, evaluate,
-                   inference_net, legacy_device_id, load_model, non_negative, positive, precision_for, read_images,
-                   resolve_set, run_cli, select_device, set_cpu_threads, write_image)
+from utils import (ArgParser, UserError, add_common_inference_flags, add_legacy_flags, atomic_write_bytes,
+                   evaluate_iter, inference_net, iter_images, legacy_device_id, list_images, load_model, non_negative,
+                   positive, precision_for, resolve_set, run_cli, say, select_device, set_cpu_threads, write_image)
 
 
 def parse_args(argv=None):
@@ -33,20 +34,22 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def save_results(rows, save_dir, save_noisy):
-    os.makedirs(save_dir, exist_ok=True)
+def save_row(row, save_dir, save_noisy):
+    """Write one image's denoised (and noisy) result as soon as it is done; its arrays are then dropped."""
+    stem = os.path.splitext(row.pop("name"))[0]
+    write_image(os.path.join(save_dir, stem + "_denoised.png"), row.pop("denoised"))
+    noisy = row.pop("noisy")
+    if save_noisy:
+        write_image(os.path.join(save_dir, stem + "_noisy.png"), np.clip(noisy, 0, 1))
+
+
+def write_csv(scores, save_dir):
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(["image", "psnr", "ssim"])
-    for row in rows:
-        stem = os.path.splitext(row["name"])[0]
-        write_image(os.path.join(save_dir, stem + "_denoised.png"), row["denoised"])
-        if save_noisy:
-            write_image(os.path.join(save_dir, stem + "_noisy.png"), np.clip(row["noisy"], 0, 1))
-        if row["psnr"] is not None:
-            writer.writerow([row["name"], "%.4f" % row["psnr"], "%.4f" % row["ssim"]])
-    if rows[0]["psnr"] is not None:
-        atomic_write_bytes(os.path.join(save_dir, "results.csv"), table.getvalue().encode())
+    for name, value, ssim in scores:
+        writer.writerow([name, "%.4f" % value, "%.4f" % ssim])
+    atomic_write_bytes(os.path.join(save_dir, "results.csv"), table.getvalue().encode())
 
 
 def main(argv=None):
@@ -57,27 +60,40 @@ def main(argv=None):
     print("Loading model %s ..." % model.checkpoint_path)
     if getattr(model, "output_note", None):
         print(model.output_note)
-    images = read_images(resolve_set(args.data_path, args.test_data), channels=model.channels)
+    folder = resolve_set(args.data_path, args.test_data)
+    files = list_images(folder)
     precision = precision_for(args.amp, device)
     if args.amp != "none":
         print("precision: %s" % precision)
     net, why = inference_net(model, device, args.backend, precision.dtype, fold=not args.no_fold)
     print(why)
-    rows = evaluate(net, images, args.test_noiseL, device, amp=precision.dtype, seed=args.seed,
-                    tile=args.tile, with_ssim=True, quiet=args.quiet, copies=args.copies, x8=args.x8)
+    if args.save_dir:
+        os.makedirs(args.save_dir, exist_ok=True)
+    # one image at a time (the next decoded ahead in a thread): memory does not grow with the set
+    rows = evaluate_iter(net, iter_images(files, channels=model.channels), args.test_noiseL, device,
+                         amp=precision.dtype, seed=args.seed, tile=args.tile, with_ssim=True, quiet=args.quiet,
+                         copies=args.copies, x8=args.x8, total=len(files))
+    scores, count = [], 0
+    for row in rows:
+        count += 1
+        if args.test_noiseL == 0:
+            say("%s denoised" % row["name"])
+        else:
+            say("%s PSNR %f SSIM %f" % (row["name"], row["psnr"], row["ssim"]))
+            scores.append((row["name"], row["psnr"], row["ssim"]))
+        if args.save_dir:
+            save_row(row, args.save_dir, args.save_noisy)
+    if not count:
+        raise UserError("no usable image in %s" % folder)
     if args.test_noiseL == 0:
-        for row in rows:
-            print("%s denoised" % row["name"])
-        print("\ndenoised %d images (--test_noiseL 0: no clean reference, no PSNR)" % len(rows))
+        print("\ndenoised %d images (--test_noiseL 0: no clean reference, no PSNR)" % count)
     else:
-        for row in rows:
-            print("%s PSNR %f SSIM %f" % (row["name"], row["psnr"], row["ssim"]))
-        mean_psnr = sum(r["psnr"] for r in rows) / len(rows)
-        mean_ssim = float(np.nanmean([r["ssim"] for r in rows]))
+        mean_psnr = sum(s[1] for s in scores) / len(scores)
+        mean_ssim = float(np.nanmean([s[2] for s in scores]))
         print("\nPSNR on test data %f" % mean_psnr)
         print("SSIM on test data %f" % mean_ssim)
-    if args.save_dir:
-        save_results(rows, args.save_dir, args.save_noisy)
+        if args.save_dir:
+            write_csv(scores, args.save_dir)
     return 0
 
 

@@ -8,15 +8,16 @@ import argparse
 import contextlib
 import datetime
 import glob
+import math
 import os
 import sys
+import time
 
 import numpy as np
 import torch
 
-from models import ARCHS, build_model, denoise, fold_batchnorm, outputs_noise, receptive_radius, unwrap
+from models import ARCHS, FEATURES, build_model, denoise, fold_batchnorm, outputs_noise, receptive_radius, unwrap
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 CHECKPOINT_NAMES = ("net.pth", "model_70.pth", "best_model.pth", "net_1p.pth", "net8p.pth")
 
 
@@ -84,28 +85,195 @@ def progress(iterable, quiet=False, **kwargs):
     return tqdm(iterable, disable=quiet or not sys.stderr.isatty(), dynamic_ncols=True, **kwargs)
 
 
+def say(message):
+    """print() that leaves a progress bar on screen intact."""
+    from tqdm import tqdm
+    tqdm.write(message)
+    sys.stdout.flush()
+
+
+class ImageProgress:
+    """One bar over a folder's images that also moves on per tile of a large photo (fractions of an image),
+    with megapixels per second; silent where progress() is."""
+
+    def __init__(self, total, quiet=False, desc="demo"):
+        self.bar = progress(None, quiet=quiet, total=total, desc=desc, unit="img",
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} images "
+                                       "[{elapsed}<{remaining}{postfix}]")
+        self.done, self.pixels, self.megapixels = 0.0, 0, 0.0
+        self.started = time.perf_counter()
+
+    def start(self, pixels):
+        self.done, self.pixels = 0.0, pixels
+
+    def advance(self, fraction):
+        """This image's work is `fraction` further along (a retry's repeated work is not counted twice)."""
+        step = min(fraction, 1.0 - self.done)
+        if step <= 0:
+            return
+        self.done += step
+        self.megapixels += step * self.pixels / 1e6
+        self.bar.update(step)
+        self.bar.set_postfix_str("%.2f MP/s" % (self.megapixels / max(1e-9, time.perf_counter() - self.started)),
+                                 refresh=False)
+
+    def finish(self):
+        """This image is done (or skipped): the bar stands on the next whole image."""
+        self.advance(1.0 - self.done)
+        self.start(0)
+
+    def close(self):
+        self.bar.close()
+
+
 # ----------------------------------------------------------------------------- images
-def list_images(folder):
-    """Image files of a folder, sorted; anything else (Thumbs.db, notes) is ignored."""
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".heic", ".heif")
+HEIF_EXTENSIONS = (".heic", ".heif")
+JPEG_EXTENSIONS = (".jpg", ".jpeg")
+TIFF_EXTENSIONS = (".tif", ".tiff")
+EXIF_ORIENTATION = 0x0112
+
+
+def list_images(folder, recursive=False, exclude=()):
+    """Image files of a folder, sorted; anything else (Thumbs.db, notes) is ignored.
+
+    recursive: sub-folders too (hidden ones and the folders in `exclude`, e.g. an output folder inside
+    the input folder, left out)."""
     if not os.path.isdir(folder):
         raise UserError("no such folder: %s" % folder)
-    files = [f for f in glob.glob(os.path.join(folder, "*"))
-             if os.path.isfile(f) and f.lower().endswith(IMAGE_EXTENSIONS)]
+    is_image = lambda f: os.path.isfile(f) and f.lower().endswith(IMAGE_EXTENSIONS)  # noqa: E731
+    if not recursive:
+        return sorted(f for f in glob.glob(os.path.join(folder, "*")) if is_image(f))
+    skip = {os.path.realpath(e) for e in exclude}
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(root, d)) not in skip)
+        files += [os.path.join(root, n) for n in names if not n.startswith(".") and is_image(os.path.join(root, n))]
     return sorted(files)
 
 
-def _decode(path):
-    """The file as stored (HxW or HxWx3, uint8 or uint16; alpha dropped), or None when unreadable."""
+def orient(img, orientation):
+    """An H x W (x C) array as stored, turned as EXIF orientation 1-8 says it is shown (6: 90 degrees clockwise)."""
+    transforms = {
+        2: lambda a: a[:, ::-1],                         # mirrored left-right
+        3: lambda a: a[::-1, ::-1],                      # 180 degrees
+        4: lambda a: a[::-1],                            # mirrored top-bottom
+        5: lambda a: a.swapaxes(0, 1),                   # transposed
+        6: lambda a: a.swapaxes(0, 1)[:, ::-1],          # 90 degrees clockwise
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],       # transverse
+        8: lambda a: a.swapaxes(0, 1)[::-1],             # 90 degrees counter-clockwise
+    }
+    return np.ascontiguousarray(transforms[orientation](img)) if orientation in transforms else img
+
+
+def exif_orientation(path):
+    """The EXIF orientation tag (1-8) of a file, read from its header with Pillow; 1 when it has none, or
+    without Pillow."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return 1
+    try:
+        with Image.open(path) as im:
+            if im.format == "TIFF":  # tags of the header
+                return int(im.getexif().get(EXIF_ORIENTATION, 1))
+            raw = im.info.get("exif")  # the header's EXIF only: getexif() would decode a PNG to look further
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+        return int(exif.get(EXIF_ORIENTATION, 1))
+    except Exception:
+        return 1
+
+
+def _pillow_to_array(im):
+    """A Pillow image as OpenCV lays it out: H x W (gray), x2 (gray, alpha), x3 (BGR), x4 (BGRA); depth kept."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(im).astype(np.uint16)
+    if im.mode == "F":
+        return np.asarray(im, dtype=np.float32)
+    if im.mode == "I":
+        return np.clip(np.asarray(im), 0, 65535).astype(np.uint16)
+    if im.mode not in ("L", "LA", "RGB", "RGBA"):
+        im = im.convert("RGBA" if "transparency" in im.info or im.mode.endswith("A") else "RGB")
+    a = np.asarray(im)
+    if im.mode == "RGB":
+        return np.ascontiguousarray(a[:, :, ::-1])
+    if im.mode == "RGBA":
+        return np.ascontiguousarray(a[:, :, [2, 1, 0, 3]])
+    return a
+
+
+def _decode_pillow(path):
+    """Pillow's decode, turned as its EXIF orientation says: HEIC/HEIF (with pillow-heif), and files OpenCV
+    cannot read. None when Pillow cannot either."""
+    if path.lower().endswith(HEIF_EXTENSIONS):
+        try:
+            import pillow_heif
+        except ImportError:
+            warn("skipping %s: reading HEIC/HEIF needs pillow-heif (pip install pillow-heif)" % path)
+            return False
+        pillow_heif.register_heif_opener()
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        return None
+    try:
+        with Image.open(path) as im:
+            return _pillow_to_array(ImageOps.exif_transpose(im))
+    except Exception:
+        return None
+
+
+def decode_image(path):
+    """(pixels, alpha) of a file as a viewer shows it, or None (with a warning naming it) when unreadable.
+
+    pixels: H x W (gray) or H x W x 3 (BGR), as stored: uint8, uint16 or float32. alpha: H x W of the same
+    depth, or None. EXIF orientation applied: OpenCV turns JPEG and TIFF files itself (IMREAD_ANYDEPTH |
+    IMREAD_ANYCOLOR keeps 16 bits), PNG and WebP are read with IMREAD_UNCHANGED (alpha kept) and turned
+    from their header's tag; HEIC/HEIF, TIFFs turned 90 degrees (which OpenCV 5 fails to read) and what
+    OpenCV cannot read go through Pillow.
+    """
     import cv2
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED) if os.path.getsize(path) > 0 else None
+    ext = os.path.splitext(path)[1].lower()
+    img = None
+    if os.path.getsize(path) > 0 and ext not in HEIF_EXTENSIONS:
+        if ext in JPEG_EXTENSIONS:
+            img = cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+        elif ext in TIFF_EXTENSIONS and exif_orientation(path) >= 5:
+            pass  # OpenCV 5 turns TIFFs itself but fails (with an error printed) where the sides swap: Pillow below
+        else:
+            img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+            if img is not None and ext not in TIFF_EXTENSIONS:
+                img = orient(img, exif_orientation(path))
+    if (img is None or img.size == 0) and os.path.getsize(path) > 0:
+        img = _decode_pillow(path)  # HEIC, TIFFs turned 90 degrees, what OpenCV cannot read
+        if img is False:  # said why already
+            return None
     if img is None or img.size == 0:
         warn("skipping %s: not a readable image" % path)
         return None
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    elif img.ndim == 3 and img.shape[2] != 3:  # gray + alpha, or a single stored channel
-        img = img[:, :, 0]
-    return img
+    alpha = None
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        alpha = np.ascontiguousarray(img[:, :, -1])
+        img = np.ascontiguousarray(img[:, :, 0] if img.shape[2] == 2 else img[:, :, :3])
+    elif img.ndim == 3 and img.shape[2] != 3:  # a single stored channel, or an odd count
+        img = np.ascontiguousarray(img[:, :, 0])
+    return img, alpha
+
+
+def to_float(pixels):
+    """(C, H, W) float32 in [0, 1] of H x W or H x W x C pixels of any depth (uint8 / 255, uint16 / 65535)."""
+    chw = pixels[None] if pixels.ndim == 2 else np.transpose(pixels, (2, 0, 1))
+    out = chw.astype(np.float32, order="C")
+    if pixels.dtype == np.uint8:
+        out /= 255.0
+    elif pixels.dtype == np.uint16:
+        out /= 65535.0
+    else:
+        np.clip(out, 0, 1, out=out)
+    return out
 
 
 def read_image(path, channels=1):
@@ -115,28 +283,48 @@ def read_image(path, channels=1):
     as OpenCV's luma. channels=3: colour in OpenCV's BGR order -- the order the ADNet authors'
     ``cv2.imread`` fed their colour models in training and test, so their weights need no channel swap;
     gray files are repeated into three channels. channels=None: as stored (1 or 3).
-    Alpha is dropped; 8- and 16-bit files keep their precision.
+    As a viewer shows it (EXIF orientation applied); alpha is dropped; 8- and 16-bit files keep their precision.
     """
     import cv2
-    img = _decode(path)
-    if img is None:
+    decoded = decode_image(path)
+    if decoded is None:
         return None
+    img = decoded[0]
     if channels == 1 and img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     elif channels == 3 and img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
-    chw = img[None] if img.ndim == 2 else np.transpose(img, (2, 0, 1))
-    if chw.dtype == np.uint8:
-        return chw.astype(np.float32) / 255.0
-    if chw.dtype == np.uint16:
-        return chw.astype(np.float32) / 65535.0
-    return np.clip(chw.astype(np.float32), 0, 1)
+    return to_float(img)
+
+
+def prefetched(items, load, prefetch=True):
+    """(item, load(item)) one at a time; with prefetch the next item loads in a thread while this one is used.
+
+    At most two loaded items are alive at once, however many there are."""
+    items = list(items)
+    if not prefetch or len(items) < 2:
+        for item in items:
+            yield item, load(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as pool:
+        future = pool.submit(load, items[0])
+        for i, item in enumerate(items):
+            loaded = [future.result()]
+            future = pool.submit(load, items[i + 1]) if i + 1 < len(items) else None
+            yield item, loaded.pop()  # held by the caller alone: freed as soon as it lets go
+
+
+def iter_images(files, channels=1, prefetch=True):
+    """(path, float32 CxHxW) for each decodable file, decoded one at a time (the next one ahead, in a thread)."""
+    for path, img in prefetched(files, lambda f: read_image(f, channels), prefetch):
+        if img is not None:
+            yield path, img
 
 
 def read_images(folder, channels=1):
     """[(path, float32 CxHxW)] for every decodable image of a folder; an error when none is."""
-    images = [(f, read_image(f, channels)) for f in list_images(folder)]
-    images = [(f, img) for f, img in images if img is not None]
+    images = list(iter_images(list_images(folder), channels, prefetch=False))
     if not images:
         raise UserError("no usable image in %s" % folder)
     return images
@@ -150,15 +338,92 @@ def to_hwc(img):
     return img
 
 
-def write_image(path, img):
-    """Write a [0, 1] float image ((C, H, W) with C = 1 or 3 in BGR order, or H x W) as 8-bit, atomically."""
+def to_depth(img, dtype):
+    """A [0, 1] float array as uint8 / uint16 (rounded) or float32 (clipped)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        return np.clip(img, 0, 1).astype(np.float32)
+    top = float(np.iinfo(dtype).max)
+    scaled = np.asarray(img, dtype=np.float32) * top
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, top, out=scaled)
+    return scaled.astype(dtype)
+
+
+def _same_depth(alpha, dtype):
+    if alpha.dtype == dtype:
+        return alpha
+    top = 1.0 if alpha.dtype == np.float32 else float(np.iinfo(alpha.dtype).max)
+    return to_depth(alpha.astype(np.float32) / top, dtype)
+
+
+def write_image(path, img, dtype=np.uint8, alpha=None):
+    """Write a [0, 1] float image ((C, H, W) with C = 1 or 3 in BGR order, or H x W) atomically.
+
+    dtype: uint8 (default), uint16 (PNG and TIFF; 8-bit elsewhere) or float32 (TIFF; 16-bit elsewhere).
+    alpha: H x W, written as the 4th channel as it is (converted only when its depth differs)."""
     import cv2
-    u8 = np.clip(np.rint(to_hwc(np.asarray(img, dtype=np.float32)) * 255.0), 0, 255).astype(np.uint8)
-    ext = os.path.splitext(path)[1] or ".png"
-    ok, buf = cv2.imencode(ext, np.ascontiguousarray(u8))
+    ext = os.path.splitext(path)[1].lower() or ".png"
+    dtype = np.dtype(dtype)
+    if dtype == np.float32 and ext not in TIFF_EXTENSIONS:
+        dtype = np.dtype(np.uint16)
+    if dtype == np.uint16 and ext not in (".png",) + TIFF_EXTENSIONS:
+        dtype = np.dtype(np.uint8)
+    out = to_depth(to_hwc(np.asarray(img, dtype=np.float32)), dtype)
+    if alpha is not None:
+        colour = out if out.ndim == 3 else cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
+        out = np.dstack([colour, _same_depth(np.asarray(alpha), dtype)])
+    write_pixels(path, out)
+
+
+def write_pixels(path, pixels):
+    """Encode an array as OpenCV lays it out (H x W, or H x W x 3/4 in BGR(A) order) by the file's extension and
+    write it atomically."""
+    import cv2
+    ext = os.path.splitext(path)[1].lower() or ".png"
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(pixels))
     if not ok:
         raise UserError("cannot encode an image as %s" % ext)
-    atomic_write_bytes(path, buf.tobytes())
+    atomic_write_bytes(path, memoryview(buf))
+
+
+# ----------------------------------------------------------------------------- folders of photos (demo.py)
+def output_name(path, clashes=()):
+    """'<stem>_denoised.<ext>' for an input: TIFF stays TIFF (16-bit or float kept), anything else is PNG
+    (lossless, 8 or 16 bits, alpha). Files whose stems clash in a folder (IMG_1.jpg, IMG_1.heic) keep their
+    extension in the name (IMG_1_jpg_denoised.png)."""
+    stem, ext = os.path.splitext(os.path.basename(path))
+    if path in clashes:
+        stem += "_" + ext.lstrip(".").lower()
+    return stem + "_denoised" + (".tif" if ext.lower() in TIFF_EXTENSIONS else ".png")
+
+
+def plan_outputs(files, image_root, out_root, compare=True):
+    """One job per input file: {'src', 'denoised', and with compare 'compare'} paths, sub-folders of
+    image_root mirrored under out_root."""
+    by_stem = {}
+    for f in files:
+        by_stem.setdefault(os.path.splitext(f)[0].lower(), []).append(f)
+    clashes = {f for group in by_stem.values() if len(group) > 1 for f in group}
+    jobs = []
+    for f in files:
+        folder = os.path.join(out_root, os.path.relpath(os.path.dirname(f), image_root))
+        job = {"src": f, "denoised": os.path.normpath(os.path.join(folder, output_name(f, clashes)))}
+        if compare:
+            job["compare"] = job["denoised"].rsplit("_denoised", 1)[0] + "_compare.png"
+        jobs.append(job)
+    return jobs
+
+
+def outputs_exist(job):
+    """All of a job's outputs are there (complete: writes are atomic)."""
+    return all(os.path.isfile(p) for k, p in job.items() if k != "src")
+
+
+def shard(items, rank, world):
+    """This rank's share of a list every rank builds alike: every world-th item from the rank's index, so
+    each item goes to exactly one rank."""
+    return list(items)[rank::world]
 
 
 SET_ALIASES = {"Set68": "BSD68", "BSD68": "Set68"}  # one set: DnCNN-PyTorch's name and the ADNet port's
@@ -657,15 +922,27 @@ def undo_dihedral(x, mode):
 
 
 @torch.inference_mode()
-def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=False):
+def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=False, on_tile=None):
     """Clean estimate for an (N, C, H, W) CPU tensor, whole or in overlapping tiles.
 
-    Tiles overlap by the network's receptive radius, so tiled and whole outputs agree.
+    tile: 0 whole, N tiles of at most N pixels a side (the image split evenly), AUTO_TILE (-1) as memory
+    allows (see auto_tile, tile_budget). Tiles overlap by the network's receptive radius, so tiled and whole
+    outputs agree. Out of memory, the image is done again in tiles half the size (see retry_smaller_tiles).
     x8: KAIR's self-ensemble, the mean of the outputs for the eight flips/rotations of the input.
+    on_tile(pixels): called after each tile (each pass, with x8) with the output pixels it finished.
     """
+    h, w = noisy.shape[-2:]
+    if tile is None or tile < 0:
+        tile = auto_tile(h, w, noisy.shape[1], tile_budget(device), precision_bytes(amp), receptive_radius(net),
+                         batch=noisy.shape[0])
+    return retry_smaller_tiles(lambda t: _denoise(net, noisy, device, amp, t, channels_last, x8, on_tile),
+                               tile, (h, w), device)
+
+
+def _denoise(net, noisy, device, amp, tile, channels_last, x8, on_tile):
     if x8:
-        outs = [undo_dihedral(denoise_image(net, dihedral(noisy, m).contiguous(), device, amp, tile, channels_last), m)
-                for m in range(8)]
+        outs = [undo_dihedral(_denoise(net, dihedral(noisy, m).contiguous(), device, amp, tile, channels_last, False,
+                                       on_tile), m) for m in range(8)]
         return torch.stack(outs).mean(0)
 
     def run(x):
@@ -678,34 +955,154 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
 
     h, w = noisy.shape[-2:]
     if not tile or (h <= tile and w <= tile):
-        return run(noisy)
+        out = run(noisy)
+        if on_tile:
+            on_tile(h * w)
+        return out
     pad = receptive_radius(net)
     out = torch.empty_like(noisy)
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+    for y0, y1 in tile_spans(h, tile):
+        for x0, x1 in tile_spans(w, tile):
             ya, xa = max(0, y0 - pad), max(0, x0 - pad)
             yb, xb = min(h, y1 + pad), min(w, x1 + pad)
             piece = run(noisy[..., ya:yb, xa:xb])
             out[..., y0:y1, x0:x1] = piece[..., y0 - ya:y1 - ya, x0 - xa:x1 - xa]
+            if on_tile:
+                on_tile((y1 - y0) * (x1 - x0))
     return out
 
 
-def denoise_any(net, noisy, device, amp=None, tile=0, x8=False):
+def tile_spans(length, tile):
+    """[(start, end)] splitting `length` pixels evenly into the fewest spans of at most `tile` pixels (no thin
+    last tile: its overlap would cost as much as a full one)."""
+    count = -(-length // tile)
+    size = -(-length // count)
+    return [(s, min(s + size, length)) for s in range(0, length, size)]
+
+
+# Bounded memory: the tile size is chosen from the memory there is.
+AUTO_TILE = -1
+CPU_WORKING_SET = 512 * 2 ** 20  # the CPU ceiling: a 48 MP photo denoises in about this much beside the image
+MIN_TILE = 16
+LIVE_FEATURE_MAPS = 2  # measured (peak RSS of DnCNN / ADNet inference, fp32 and bf16): a conv's input and output
+
+
+def precision_bytes(amp):
+    return 4 if amp is None else torch.finfo(amp).bits // 8
+
+
+def auto_tile(height, width, channels, bytes_available, precision_bytes=4, radius=17, batch=1,
+              features=FEATURES):
+    """The largest tile side whose working set fits in bytes_available; 0 (the whole image) when it all fits.
+
+    Working set per pixel of a (padded) tile: LIVE_FEATURE_MAPS maps of `features` channels in the inference
+    precision, and four fp32 copies of the image's channels (input, device copy, output, the tile's piece),
+    times the batch. Never under MIN_TILE.
+    """
+    per_pixel = batch * (LIVE_FEATURE_MAPS * features * precision_bytes + 4 * channels * 4)
+    if height * width * per_pixel <= bytes_available:
+        return 0
+    side = math.isqrt(max(0, int(bytes_available) // per_pixel)) - 2 * radius
+    return max(MIN_TILE, side)
+
+
+def memory_available(device):
+    """Bytes free for this process: the accelerator's free memory, or on CPU the RAM available (psutil if
+    installed, else /proc/meminfo's MemAvailable); None when it cannot be told."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "npu":
+        return torch.npu.mem_get_info(device)[0]
+    try:
+        import psutil
+        return psutil.virtual_memory().available
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def tile_budget(device, available=None):
+    """Bytes the tiles' working set may take: on CPU half the RAM available, at most CPU_WORKING_SET (so a
+    large photo stays light beside other work); on CUDA/NPU 80 % of the device's free memory."""
+    available = memory_available(device) if available is None else available
+    if device.type == "cpu":
+        return CPU_WORKING_SET if available is None else min(CPU_WORKING_SET, available // 2)
+    return int(0.8 * available)
+
+
+def is_out_of_memory(error):
+    """CUDA's / NPU's / the CPU allocator's out-of-memory error."""
+    if isinstance(error, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def release_memory(device):
+    import gc
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "npu":
+        torch.npu.empty_cache()
+
+
+def retry_smaller_tiles(run, tile, size, device):
+    """run(tile); out of memory, release what the failed attempt held and run again in tiles half the size
+    (the whole image counting as one tile of its longer side), down to MIN_TILE."""
+    while True:
+        try:
+            return run(tile)
+        except Exception as e:  # noqa: BLE001 -- only out-of-memory is handled, the rest re-raised
+            if not is_out_of_memory(e):
+                raise
+        # out of the except block: the failed attempt's frames and tensors are gone
+        release_memory(device)
+        longest = max(size)
+        smaller = (min(tile, longest) if tile else longest) // 2
+        if smaller < MIN_TILE:
+            raise UserError("out of memory on %s even in %d-pixel tiles" % (device, min(tile, longest) if tile else longest))
+        warn("out of memory on %s with %s: retrying in %d-pixel tiles"
+             % (device, "%d-pixel tiles" % tile if tile else "the whole image", smaller))
+        tile = smaller
+
+
+GRAY_ON_COLOUR = ("channels", "luma")
+
+
+def denoise_any(net, noisy, device, amp=None, tile=0, x8=False, gray_on_colour="channels", on_progress=None):
     """Denoise a (C, H, W) float image whatever its channels and the model's.
 
     Same channels: as they are. Colour model, gray image: the gray repeated into three channels, the
-    output averaged back to gray. Gray model, colour image: its luma (YCrCb's Y) is denoised and the
-    chroma kept, so the photo stays in colour.
+    output averaged back to gray. Gray model, colour image, gray_on_colour: "channels" denoises each of B,
+    G and R as a gray image; "luma" denoises its luma (YCrCb's Y) and keeps the chroma (see README for
+    which does better). on_progress(fraction): the fraction of this image's work just done.
     """
     import cv2
     want, have = unwrap(net).channels, noisy.shape[0]
-    run = lambda x: denoise_image(net, torch.from_numpy(np.ascontiguousarray(x))[None], device, amp, tile,
-                                  x8=x8)[0].numpy()
+    h, w = noisy.shape[-2:]
+    if gray_on_colour not in GRAY_ON_COLOUR:
+        raise UserError("gray_on_colour must be one of %s, not %r" % (", ".join(GRAY_ON_COLOUR), gray_on_colour))
+    passes = 3 if (want, have, gray_on_colour) == (1, 3, "channels") else 1
+    on_tile = None if on_progress is None else (lambda px: on_progress(px / (h * w * passes * (8 if x8 else 1))))
+    run = lambda x: denoise_image(net, torch.from_numpy(np.ascontiguousarray(x))[None], device, amp, tile,  # noqa: E731
+                                  x8=x8, on_tile=on_tile)[0].numpy()
     if want == have:
         return run(noisy)
     if want == 3:
         return run(np.repeat(noisy, 3, axis=0)).mean(0, keepdims=True)
+    if gray_on_colour == "channels":
+        out = np.empty(noisy.shape, np.float32)
+        for c in range(3):
+            out[c] = run(noisy[c:c + 1])[0]
+        return out
     ycrcb = cv2.cvtColor(np.ascontiguousarray(to_hwc(noisy)), cv2.COLOR_BGR2YCrCb)
     ycrcb[:, :, 0] = run(ycrcb[None, :, :, 0])[0]
     return np.transpose(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR), (2, 0, 1))
@@ -751,30 +1148,53 @@ def add_common_inference_flags(parser):
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto: ONNX Runtime for fp32 on a CPU when installed (exported once per weights, cached in "
                              "$DENOISE_ONNX_CACHE or ~/.cache/dncnn-adnet-onnx), else torch")
-    parser.add_argument("--tile", type=non_negative(int), default=0, help="denoise in tiles of N pixels (0: whole images)")
+    parser.add_argument("--tile", type=tile_size, default=AUTO_TILE, metavar="auto|N",
+                        help="auto (default): tiles as memory allows (on CPU a working set of at most %d MiB, on "
+                             "CUDA/NPU the device's free memory; halved when out of memory); N: tiles of at most N "
+                             "pixels; 0: whole images. Tiles overlap, so the output is the whole image's"
+                             % (CPU_WORKING_SET // 2 ** 20))
     parser.add_argument("--x8", action="store_true",
                         help="self-ensemble: average the outputs for the 8 flips/rotations (8x slower, a little better)")
     parser.add_argument("--no_fold", action="store_true", help="keep batch-norm layers separate")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1, x8=False):
-    """Denoise each (path, clean CxHxW) under the test noise protocol.
+def tile_size(value):
+    """--tile: 'auto' (or -1), or a size >= 0 (0: whole images)."""
+    if value.strip().lower() in ("auto", "-1"):
+        return AUTO_TILE
+    try:
+        size = int(value)
+    except ValueError:
+        size = -2
+    if size < 0:
+        raise argparse.ArgumentTypeError("expected auto or a number of pixels >= 0, got %r" % value)
+    return size
+
+
+def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1,
+                  x8=False, total=None):
+    """Denoise each (path, clean CxHxW) of an iterable under the test noise protocol, yielding one row at a
+    time (so a stream of images is never all in memory).
 
     copies: that many copies of the image in one batch, the noise drawn once for the whole batch after the
     seed, scores averaged over the copies (the ADNet authors' colour protocol uses 3, seed 12).
     sigma 0: the images are already noisy (real noise); no PSNR or SSIM.
-    Returns one dict per image: name, psnr, (ssim), noisy and denoised (C, H, W) arrays of the first copy.
+    Rows: name, path, psnr, (ssim), noisy and denoised (C, H, W) arrays of the first copy.
     """
-    rows = []
-    for path, clean in progress(images, quiet=quiet, desc="test", unit="img"):
+    for path, clean in progress(images, quiet=quiet, desc="test", unit="img", total=total):
         batch = torch.from_numpy(clean)[None].repeat(copies, 1, 1, 1)
         noisy = add_test_noise(batch, sigma, seed) if sigma > 0 else batch
         est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8).clamp(0.0, 1.0).numpy()
-        row = {"name": os.path.basename(path), "psnr": None, "noisy": noisy[0].numpy(), "denoised": est[0]}
+        row = {"name": os.path.basename(path), "path": path, "psnr": None, "noisy": noisy[0].numpy(), "denoised": est[0]}
         if sigma > 0:
             row["psnr"] = float(np.mean([psnr(clean, e) for e in est]))
             if with_ssim:
                 row["ssim"] = float(np.mean([ssim(clean, e) for e in est]))
-        rows.append(row)
-    return rows
+        yield row
+
+
+def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1, x8=False):
+    """evaluate_iter's rows as a list (train.py's validation: a few small images)."""
+    return list(evaluate_iter(net, images, sigma, device, amp=amp, seed=seed, tile=tile, with_ssim=with_ssim,
+                              quiet=quiet, copies=copies, x8=x8))

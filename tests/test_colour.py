@@ -274,15 +274,40 @@ def test_gray_model_on_colour_photo_denoises_luma_and_keeps_colour(colour_data, 
     torch.manual_seed(0)
     torch.save(build_model("DnCNN", 1, num_of_layers=5).state_dict(), tmp_path / "net.pth")
     out = run_script("demo.py", "--demo_img_path", str(colour_data / "CBSD68"), "--demo_pth_path", str(tmp_path),
-                     "--out", str(tmp_path / "o"), "--test_noiseL", "0", "--quiet")
+                     "--out", str(tmp_path / "o"), "--test_noiseL", "0", "--quiet", "--gray_model_on_colour", "luma")
     assert out.returncode == 0, out.stderr
-    assert "denoising its luma, keeping its colour" in out.stdout
+    assert out.stdout.count("gray model on colour photos: the luma denoised, the chroma kept") == 1  # once a run
     src = cv2.imread(str(colour_data / "CBSD68" / "00.png"))
     got = cv2.imread(str(tmp_path / "o" / "00_denoised.png"), cv2.IMREAD_UNCHANGED)
     assert got.shape == src.shape
     chroma = lambda im: cv2.cvtColor(im, cv2.COLOR_BGR2YCrCb)[:, :, 1:].astype(int)
     assert np.abs(chroma(got) - chroma(src)).max() <= 2  # chroma kept (8-bit rounding)
     assert np.abs(got[:, :, 0].astype(int) - got[:, :, 2]).max() > 10  # still colour
+
+
+def test_gray_model_on_colour_photo_per_channel(colour_data, tmp_path):
+    """The default: each of B, G, R denoised as a gray image -- equal to the gray model run on each plane."""
+    torch.manual_seed(0)
+    model = build_model("DnCNN", 1, num_of_layers=5).eval()
+    for m in model.modules():  # a residual of ~8 grey levels, so that the way it is applied shows
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.fill_(1)
+    model.dncnn[-1].weight.data *= 0.1
+    torch.save(model.state_dict(), tmp_path / "net.pth")
+    out = run_script("demo.py", "--demo_img_path", str(colour_data / "CBSD68"), "--demo_pth_path", str(tmp_path),
+                     "--out", str(tmp_path / "o"), "--test_noiseL", "0", "--quiet", "--no_compare")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("gray model on colour photos: each of B, G and R denoised as a gray image") == 1
+    src = cv2.imread(str(colour_data / "CBSD68" / "00.png"))
+    got = cv2.imread(str(tmp_path / "o" / "00_denoised.png"), cv2.IMREAD_UNCHANGED)
+    expected = np.empty(src.shape, np.float32)
+    for c in range(3):
+        plane = torch.from_numpy(src[:, :, c].astype(np.float32) / 255)[None, None]
+        with torch.no_grad():
+            expected[:, :, c] = denoise(model, plane)[0, 0].clamp(0, 1).numpy()
+    assert np.abs(got.astype(int) - np.rint(expected * 255)).max() <= 1
+    assert np.abs(got.astype(int) - src).max() > 5  # denoised, not copied
+    assert not os.path.exists(tmp_path / "o" / "00_compare.png")  # --no_compare
 
 
 @needs_shared
