@@ -24,7 +24,7 @@ import torch
 
 from dataset import PATCH_DEFAULTS, add_train_noise, open_h5, prepare_data, to_float
 from models import build_model, denoise
-from utils import (ArgParser, OnnxRuntimeNet, batch_psnr, denoise_image, inference_model, list_images, precision_for,
+from utils import (BACKENDS, ArgParser, OnnxRuntimeNet, batch_psnr, denoise_image, inference_model, list_images, precision_for,
                    run_cli, set_cpu_threads)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -81,6 +81,28 @@ def measured_conv_gflops(dtype, batch=128, size=40, backward=True):
                 conv(x)
     seconds = median_time(step, 5, 2)
     return (3 if backward else 1) * 2 * batch * size * size * 64 * 64 * 9 / seconds / 1e9
+
+
+def model_conv_seconds(model, batch, size, dtype):
+    """Seconds of a training step's convolutions alone: each conv of the model (its own channels, kernel,
+    dilation) timed forward + backward at the training shape in `dtype`, channels_last, and summed; the
+    first conv computes no input gradient, as in training. The model's own ceiling: what its step would
+    take if batch norm, ReLU, the loss and Adam cost nothing."""
+    dtype = dtype or torch.float32
+    timed = {}
+    total = 0.0
+    for index, conv in enumerate(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)):
+        key = (conv.in_channels, conv.out_channels, conv.kernel_size, conv.dilation, conv.padding,
+               conv.groups, conv.bias is not None, index == 0)
+        if key not in timed:
+            layer = torch.nn.Conv2d(*key[:3], padding=key[4], dilation=key[3], groups=key[5], bias=key[6])
+            layer = layer.to(dtype).to(memory_format=torch.channels_last)
+            x = torch.randn(batch, key[0], size, size, dtype=dtype).contiguous(memory_format=torch.channels_last)
+            x.requires_grad_(index != 0)
+            grad = torch.ones(batch, key[1], size, size, dtype=dtype).contiguous(memory_format=torch.channels_last)
+            timed[key] = median_time(lambda: layer(x).backward(grad), 5, 2)
+        total += timed[key]
+    return total
 
 
 def cpu_model_and_flags():
@@ -161,9 +183,13 @@ def reference_train_fps(arch, patches_u8, batch, steps, warmup, tmp):
     return batch / median_time(step, steps, warmup)
 
 
-def fast_train_fps(arch, patches_u8, batch, steps, warmup, amp):
+def fast_train_step(arch, patches_u8, batch, amp, compiled=False):
+    """One training step of this port's loop (channels_last, uint8 patches, Adam), eager or compiled as
+    train.py compiles it."""
     device = torch.device("cpu")
+    torch.manual_seed(0)
     model = build_model(arch).to(memory_format=torch.channels_last)
+    net = torch.compile(model, dynamic=False) if compiled else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     patches = torch.from_numpy(patches_u8)
     gen = torch.Generator().manual_seed(0)
@@ -174,10 +200,26 @@ def fast_train_fps(arch, patches_u8, batch, steps, warmup, amp):
         noisy = add_train_noise(clean, "S", 25, gen)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
-            estimate = denoise(model, noisy)
+            estimate = denoise(net, noisy)
         ((estimate.float() - clean).pow(2).sum() / (2 * batch)).backward()
         optimizer.step()
-    return batch / median_time(step, steps, warmup)
+    return step
+
+
+def fast_train_fps(arch, patches_u8, batch, steps, warmup, amp):
+    return batch / median_time(fast_train_step(arch, patches_u8, batch, amp), steps, warmup)
+
+
+def eager_vs_compiled(arch, patches_u8, batch, steps, amp):
+    """(eager patches/s, compiled patches/s, compile seconds): interleaved steps after one warm-up each;
+    compile seconds = the compiled step's first call less an eager step."""
+    eager, compiled = fast_train_step(arch, patches_u8, batch, amp), fast_train_step(arch, patches_u8, batch, amp, True)
+    eager()
+    start = time.perf_counter()
+    compiled()
+    first = time.perf_counter() - start
+    t_eager, t_compiled = interleaved_medians([eager, compiled], steps, warmup=1)
+    return batch / t_eager, batch / t_compiled, first - t_eager
 
 
 def load_images(data_dir, count=8):
@@ -204,22 +246,24 @@ def training_patches(arch, data_dir, tmp):
 def bench_train(args, tmp):
     print("\n## Training, batch %d, sigma 25 (patches/s, median of %d steps)" % (args.batch, args.steps))
     amp = precision_for("auto", torch.device("cpu"), training=True).dtype
-    bf16_gflops = measured_conv_gflops(amp)
-    print("| model | patch | reference-style fp32 | this port fp32 | ratio | this port %s | vs fp32 | ceiling | of ceiling |"
-          % ("bf16" if amp else "(no fast bf16: fp32)"))
-    print("|---|---|---|---|---|---|---|---|---|")
+    name = "bf16" if amp else "fp32"
+    print("| model | patch | reference-style fp32 | this port fp32 | ratio | this port %s | compiled %s | compile s "
+          "| repaid after (steps) | ceiling | eager of ceiling | compiled of ceiling |" % (name, name))
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for arch in args.archs:
         patches = training_patches(arch, args.data, tmp)
         size = patches.shape[-1]
         ref = reference_train_fps(arch, patches, args.batch, max(2, args.steps // 2), 1, tmp)
         fp32 = fast_train_fps(arch, patches, args.batch, args.steps, 2, None)
-        fast = fast_train_fps(arch, patches, args.batch, args.steps, 2, amp) if amp else fp32
-        gflop_per_patch = 3 * conv_flops_per_pixel(build_model(arch)) * size * size / 1e9
-        ceiling = bf16_gflops / gflop_per_patch
-        print("| %s | %dx%d | %.1f | %.1f | %.2fx | %.1f | %.2fx | %.0f | %.0f%% |"
-              % (arch, size, size, ref, fp32, fp32 / ref, fast, fast / fp32, ceiling, 100 * fast / ceiling), flush=True)
-    print("ceiling = measured bf16 64->64 3x3 conv fwd+bwd (%.0f GFLOP/s) / conv GFLOP per patch (fwd+bwd)"
-          % bf16_gflops)
+        fast, compiled, compile_s = eager_vs_compiled(arch, patches, args.batch, args.steps, amp)
+        saved = args.batch / fast - args.batch / compiled  # seconds per step
+        repaid = "%.0f" % (2 * compile_s / saved) if saved > 0 else "never"  # train.py compiles twice (last batch)
+        ceiling = args.batch / model_conv_seconds(build_model(arch), args.batch, size, amp)
+        print("| %s | %dx%d | %.1f | %.1f | %.2fx | %.1f | %.1f | %.0f | %s | %.1f | %.0f%% | %.0f%% |"
+              % (arch, size, size, ref, fp32, fp32 / ref, fast, compiled, compile_s, repaid, ceiling,
+                 100 * fast / ceiling, 100 * compiled / ceiling), flush=True)
+    print("ceiling = batch / the seconds of the model's convolutions alone (each timed forward + backward at the "
+          "training shape in %s, channels_last, summed)" % name)
 
 
 def bench_eval(args, tmp):
@@ -395,18 +439,20 @@ def bench_photo(args, tmp):
     cv2.imwrite(os.path.join(folder, "photo.png"), synthetic_photo())
     print("\n## demo.py on one 4000x3000 colour photo, %s, --test_noiseL 0, %s threads"
           % (args.photo_weights, os.environ.get("OMP_NUM_THREADS", "all")))
-    print("| --tile | seconds | CPU seconds (user + system) | peak RSS (MiB) |\n|---|---|---|---|")
-    for tile in args.photo_tiles:
-        cmd = [sys.executable, os.path.join(HERE, "demo.py"), "--demo_img_path", folder, "--demo_pth_path",
-               args.photo_weights, "--test_noiseL", "0", "--out", os.path.join(tmp, "out_" + tile), "--tile", tile,
-               "--quiet"]
-        start = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - start
-        print("| %s | %.1f | %.1f | %.0f |%s" % (tile, seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                                               "" if status == 0 else " failed"), flush=True)
-
+    print("| --backend | --tile | seconds | s/MP | CPU seconds (user + system) | peak RSS (MiB) |\n|---|---|---|---|---|---|")
+    megapixels = 4000 * 3000 / 1e6
+    for backend in args.photo_backends:
+        for tile in args.photo_tiles:
+            cmd = [sys.executable, os.path.join(HERE, "demo.py"), "--demo_img_path", folder, "--demo_pth_path",
+                   args.photo_weights, "--test_noiseL", "0", "--out", os.path.join(tmp, "out_%s_%s" % (backend, tile)),
+                   "--tile", tile, "--backend", backend, "--no_compare", "--quiet"]
+            start = time.perf_counter()
+            child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+            _, status, usage = os.wait4(child.pid, 0)
+            seconds = time.perf_counter() - start
+            print("| %s | %s | %.1f | %.2f | %.1f | %.0f |%s"
+                  % (backend, tile, seconds, seconds / megapixels, usage.ru_utime + usage.ru_stime,
+                     usage.ru_maxrss / 1024, "" if status == 0 else " failed"), flush=True)
 
 def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])
@@ -419,6 +465,7 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=0, help="gray_on_colour: the first N images only (0: all)")
     p.add_argument("--photo_weights", default=os.path.join(HERE, "weights", "DnCNN-S-25"))
     p.add_argument("--photo_tiles", nargs="+", default=["0", "auto"])
+    p.add_argument("--photo_backends", nargs="+", default=["torch", "onnxruntime"], choices=BACKENDS)
     p.add_argument("--archs", nargs="+", default=["DnCNN", "ADNet"])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=6, help="timed training steps per configuration")

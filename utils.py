@@ -847,6 +847,58 @@ def choose_backend(choice, device_type, dtype, ort_installed):
     return "onnxruntime", "fp32 on a CPU: ONNX Runtime runs these CNNs faster than eager torch"
 
 
+# --compile auto: compiling the training step took 14-54 s on the CPUs here (README, Performance), twice per
+# run (the full batch, then an epoch's shorter last batch); where it pays it saves 1-8 % per step, so it needs
+# runs of about a thousand steps to repay itself
+COMPILE_MIN_STEPS = 1000
+
+
+def compile_choice(value):
+    """--compile: auto, or a yes/no."""
+    return "auto" if str(value).lower() == "auto" else str2bool(value)
+
+
+def compiler_ready(device_type):
+    """(ready, why): whether torch.compile's default backend can build code for this device here."""
+    if device_type == "cpu":
+        import shutil
+        cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+        return (True, "inductor with %s" % cxx) if cxx else (False, "no C++ compiler for inductor's CPU code")
+    if device_type == "cuda":
+        try:
+            from torch.utils._triton import has_triton
+        except ImportError:
+            return False, "this torch cannot tell whether Triton is installed"
+        return (True, "inductor with Triton") if has_triton() else (False, "Triton is not installed")
+    return False, "torch.compile's inductor does not build for %s devices" % device_type
+
+
+def compile_policy(choice, device_type, steps_left, ready, apex=False, min_steps=COMPILE_MIN_STEPS):
+    """(decision, why) for the training step: "on", "off", or "measure" (time eager and compiled steps at the
+    start and keep the faster: what compiling gains differs from one machine and precision to the next).
+    choice: True/False as asked, or "auto": "measure" when the device's compiler is ready, apex is not
+    patching the model and at least min_steps steps are left to repay the compile time, "off" otherwise.
+    ready: compiler_ready(device_type)."""
+    if choice != "auto":
+        return ("on" if choice else "off"), "--compile %s" % bool(choice)
+    ok, why = ready
+    if not ok:
+        return "off", why
+    if apex:
+        return "off", "apex O2 patches the model's forward, which torch.compile does not trace"
+    if steps_left < min_steps:
+        return "off", "%d steps left: compiling repays itself after about %d" % (steps_left, min_steps)
+    return "measure", "%d steps left, %s" % (steps_left, why)
+
+
+def device_sync(device):
+    """Wait for the device's queued work (timing only: the training step never calls it)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "npu":
+        torch.npu.synchronize(device)
+
+
 def export_onnx(model, out_path, opset=17, sample_size=64):
     """The network itself, BN folded, fp32, dynamic batch/height/width; written atomically."""
     import warnings
@@ -885,6 +937,11 @@ def cached_onnx(model):
 class OnnxRuntimeNet(torch.nn.Module):
     """An ONNX Runtime session with the face denoise_image expects of a network: forward(x) gives what the
     torch model gives; the torch model stays inside (never run) for its channels and receptive radius."""
+
+    # ONNX Runtime (its memory arena on) holds more per tile than torch: a 12 MP colour photo in auto tiles
+    # sized for torch's two maps peaked at 1,445 MiB RSS against torch's 870; counted as five, 1,159 MiB at
+    # the same speed (without the arena 40 % less memory but 9 % slower: README, demo.py)
+    live_feature_maps = 5
 
     def __init__(self, model, threads=None):
         import onnxruntime as ort
@@ -934,6 +991,7 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
     h, w = noisy.shape[-2:]
     if tile is None or tile < 0:
         tile = auto_tile(h, w, noisy.shape[1], tile_budget(device), precision_bytes(amp), receptive_radius(net),
+                         live_maps=getattr(net, "live_feature_maps", LIVE_FEATURE_MAPS),
                          batch=noisy.shape[0])
     return retry_smaller_tiles(lambda t: _denoise(net, noisy, device, amp, t, channels_last, x8, on_tile),
                                tile, (h, w), device)
@@ -992,14 +1050,14 @@ def precision_bytes(amp):
 
 
 def auto_tile(height, width, channels, bytes_available, precision_bytes=4, radius=17, batch=1,
-              features=FEATURES):
+              features=FEATURES, live_maps=LIVE_FEATURE_MAPS):
     """The largest tile side whose working set fits in bytes_available; 0 (the whole image) when it all fits.
 
-    Working set per pixel of a (padded) tile: LIVE_FEATURE_MAPS maps of `features` channels in the inference
+    Working set per pixel of a (padded) tile: live_maps maps of `features` channels in the inference
     precision, and four fp32 copies of the image's channels (input, device copy, output, the tile's piece),
     times the batch. Never under MIN_TILE.
     """
-    per_pixel = batch * (LIVE_FEATURE_MAPS * features * precision_bytes + 4 * channels * 4)
+    per_pixel = batch * (live_maps * features * precision_bytes + 4 * channels * 4)
     if height * width * per_pixel <= bytes_available:
         return 0
     side = math.isqrt(max(0, int(bytes_available) // per_pixel)) - 2 * radius

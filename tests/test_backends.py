@@ -87,3 +87,22 @@ def test_test_py_says_which_backend(tmp_path, tiny_data):
     assert all(o.returncode == 0 for o in outs), [o.stderr for o in outs]
     assert "backend: onnxruntime (fp32 on a CPU" in outs[0].stdout and "backend: torch (--backend torch)" in outs[1].stdout
     assert abs(psnr_on_test_data(outs[0].stdout) - psnr_on_test_data(outs[1].stdout)) <= 1e-4
+
+
+def test_auto_tiles_are_smaller_for_onnxruntime(monkeypatch):
+    """ONNX Runtime holds more feature maps per tile than torch: its automatic tiles count more of them, and
+    the tiled output still equals torch's whole-image output."""
+    import utils
+    model = load_model(SHIPPED["DnCNN"])
+    eager, ort = inference_model(model, torch.device("cpu")), OnnxRuntimeNet(model)
+    assert ort.live_feature_maps > utils.LIVE_FEATURE_MAPS
+    budget = 2 * 2 ** 20  # a small budget so a small image tiles
+    monkeypatch.setattr(utils, "tile_budget", lambda device, available=None: budget)
+    chosen, plain = [], utils.auto_tile
+    monkeypatch.setattr(utils, "auto_tile", lambda *a, **k: chosen.append(plain(*a, **k)) or chosen[-1])
+    noisy = next(noisy_images(1, shapes=((1, 90, 120),)))
+    whole = denoise_any(eager, noisy, torch.device("cpu"), tile=0)
+    tiled = [denoise_any(net, noisy, torch.device("cpu"), tile=-1) for net in (eager, ort)]
+    assert 0 < chosen[1] < chosen[0]  # torch's tile, then ONNX Runtime's smaller one
+    for out in tiled:
+        assert np.abs(np.clip(out, 0, 1) - np.clip(whole, 0, 1)).max() <= 1e-5

@@ -106,7 +106,7 @@ def test_killed_rank_fails_the_other_at_once(tiny_h5, tmp_path):
 
 
 def test_hung_rank_fails_the_other_after_timeout(tiny_h5, tmp_path):
-    timeout = 20
+    timeout = 10
     ranks = _start_two_ranks(tiny_h5, tmp_path, timeout)
     survivor, hung = ranks
     try:
