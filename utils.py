@@ -226,14 +226,31 @@ def _decode_pillow(path):
         return None
 
 
+def _decode_tifffile(path, orientation):
+    """A TIFF's first image as stored (any depth, alpha kept) through tifffile (scikit-image's own TIFF
+    reader), in OpenCV's BGR(A) order, turned by `orientation`; None when tifffile is missing or fails."""
+    try:
+        import tifffile
+        pixels = tifffile.imread(path, key=0)
+    except Exception:  # noqa: BLE001 -- not installed, or a TIFF it cannot read: Pillow is tried next
+        return None
+    if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[2] not in (3, 4):
+        pixels = np.transpose(pixels, (1, 2, 0))  # stored planar
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 2, 3, 4)):
+        return None
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        pixels = pixels[:, :, [2, 1, 0, 3][:pixels.shape[2]]]
+    return orient(np.ascontiguousarray(pixels), orientation)
+
+
 def decode_image(path):
     """(pixels, alpha) of a file as a viewer shows it, or None (with a warning naming it) when unreadable.
 
     pixels: H x W (gray) or H x W x 3 (BGR), as stored: uint8, uint16 or float32. alpha: H x W of the same
     depth, or None. EXIF orientation applied: OpenCV turns JPEG and TIFF files itself (IMREAD_ANYDEPTH |
     IMREAD_ANYCOLOR keeps 16 bits), PNG and WebP are read with IMREAD_UNCHANGED (alpha kept) and turned
-    from their header's tag; HEIC/HEIF, TIFFs turned 90 degrees (which OpenCV 5 fails to read) and what
-    OpenCV cannot read go through Pillow.
+    from their header's tag; TIFFs turned 90 degrees (which OpenCV 5 fails to read) through tifffile (16
+    bits and alpha kept), HEIC/HEIF and what neither reads through Pillow.
     """
     import cv2
     ext = os.path.splitext(path)[1].lower()
@@ -242,7 +259,8 @@ def decode_image(path):
         if ext in JPEG_EXTENSIONS:
             img = cv2.imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
         elif ext in TIFF_EXTENSIONS and exif_orientation(path) >= 5:
-            pass  # OpenCV 5 turns TIFFs itself but fails (with an error printed) where the sides swap: Pillow below
+            # OpenCV 5 turns TIFFs itself but fails (with an error printed) where the sides swap
+            img = _decode_tifffile(path, exif_orientation(path))
         else:
             img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
             if img is not None and ext not in TIFF_EXTENSIONS:

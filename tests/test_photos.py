@@ -107,6 +107,22 @@ def test_tiff_orientations(tmp_path, capfd):
     assert "ERROR" not in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_turned_16_bit_colour_tiff_keeps_its_depth_and_alpha(tmp_path, channels, capfd):
+    tifffile = pytest.importorskip("tifffile")
+    rgba = (np.random.RandomState(channels).rand(20, 30, channels) * 65535).astype(np.uint16)
+    bgra = rgba[:, :, [2, 1, 0, 3][:channels]]
+    for orientation in (1, 3, 6, 8):
+        path = str(tmp_path / ("o%d.tif" % orientation))
+        tifffile.imwrite(path, rgba, photometric="rgb", extrasamples=("unassalpha",) if channels == 4 else None,
+                         extratags=[(274, "H", 1, orientation, True)])
+        got, alpha = decode_image(path)
+        expected = orient(bgra, orientation)
+        assert got.dtype == np.uint16 and np.array_equal(got, expected[:, :, :3]), orientation
+        assert (alpha is None) if channels == 3 else np.array_equal(alpha, expected[:, :, 3])
+    assert "ERROR" not in capfd.readouterr().err
+
+
 def test_jpeg_with_orientation_6_comes_out_upright(identity_ckpt, tmp_path):
     folder = tmp_path / "in"
     os.makedirs(folder)
@@ -137,6 +153,24 @@ def test_16bit_in_16bit_out_and_alpha_carried(identity_ckpt, tmp_path):
     assert np.array_equal(out("logo_denoised.png"), rgba)  # colour and alpha
     assert np.array_equal(out("deep_alpha_denoised.png"), gray16_alpha)
     assert out("logo_compare.png").shape[2] == 3 and out("deep_compare.png").dtype == np.uint8
+
+
+def test_heic_is_read_as_the_viewer_shows_it(tmp_path):
+    """An iPhone-style HEIC (HEVC, lossy) with EXIF orientation: upright, colour, in BGR order."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import Image
+    pillow_heif.register_heif_opener()
+    yy, xx = np.mgrid[0:64, 0:96].astype(np.float32)
+    bgr = np.stack([40 + xx, 60 + 2 * yy, 200 - xx - yy], axis=2).clip(0, 255).astype(np.uint8)  # smooth: HEVC keeps it
+    for orientation in (1, 3, 6, 8):
+        path = str(tmp_path / ("IMG_%d.HEIC" % orientation))
+        Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1])).save(path, exif=exif(orientation), quality=95)
+        got, alpha = decode_image(path)
+        expected = orient(bgr, orientation).astype(np.float32)
+        assert alpha is None and got.dtype == np.uint8 and got.shape == expected.shape, orientation
+        error = np.abs(got - expected).mean()
+        assert error < 3, (orientation, error)  # a wrong turn or channel order is tens of levels off
+        assert np.abs(got - expected[:, :, ::-1]).mean() > 10 * error
 
 
 def test_heic_without_pillow_heif_names_the_package_and_skips(identity_ckpt, tmp_path, monkeypatch, capsys):
