@@ -66,17 +66,22 @@ def warn(message):
     sys.stderr.write("warning: %s\n" % message)
 
 
-def run_cli(main):
-    """Run main(); user errors become one line on stderr and a non-zero exit."""
+def run_cli(main, hard_exit=lambda: False):
+    """Run main(); user errors become one line on stderr and a non-zero exit. hard_exit(): when true at the end,
+    leave through os._exit once the streams are flushed, skipping the native libraries' teardown."""
     try:
-        status = main()
+        code = main() or 0
     except UserError as e:
         sys.stderr.write("error: %s\n" % e)
-        sys.exit(2)
+        code = 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    sys.exit(status or 0)
+        code = 130
+    if hard_exit():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def progress(iterable, quiet=False, **kwargs):

@@ -23,6 +23,8 @@ def main(h5_dir, out_file):
         torch.save({k: p.grad.clone() for k, p in trainer.model.named_parameters()}, out_file)
     if trainer.world > 1:
         torch.distributed.destroy_process_group()
+        sys.stdout.flush()
+        os._exit(0)  # as train.py: the native teardown after a gloo process group can abort
 
 
 if __name__ == "__main__":
