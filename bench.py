@@ -15,6 +15,7 @@ Figures are medians over the timed steps; the machine is shared, so compare rati
 import glob
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ import torch
 from dataset import PATCH_DEFAULTS, add_train_noise, open_h5, prepare_data, to_float
 from models import build_model, denoise
 from utils import (BACKENDS, ArgParser, OnnxRuntimeNet, batch_psnr, denoise_image, inference_model, list_images, precision_for,
-                   run_cli, set_cpu_threads)
+                   run_cli, setup_host)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED_DATA = os.path.join(HERE, "..", "shared", "data")
@@ -266,6 +267,32 @@ def bench_train(args, tmp):
           "training shape in %s, channels_last, summed)" % name)
 
 
+def malloc_child(arch, tuned, batch, steps):
+    """Run in a fresh process: this port's bf16/fp32 step with glibc's malloc as it comes or tuned."""
+    if tuned:
+        setup_host(torch.device("cpu"))
+    size = PATCH_DEFAULTS[(arch, "S")][0]
+    patches = np.random.RandomState(0).randint(0, 256, (1024, 1, size, size), dtype=np.uint8)
+    amp = precision_for("auto", torch.device("cpu"), training=True).dtype
+    print(batch / median_time(fast_train_step(arch, patches, batch, amp), steps, 2))
+
+
+def bench_malloc(args, tmp):
+    print("\n## Host memory: training steps with glibc's malloc as it comes vs tuned (`setup_host`), batch %d, "
+          "patches/s, %d rounds of fresh processes in turn (medians)" % (args.batch, args.rounds))
+    print("| model | malloc as it comes | freed blocks kept | ratio |")
+    print("|---|---|---|---|")
+    for arch in args.archs:
+        fps = {False: [], True: []}
+        for _ in range(args.rounds):
+            for tuned in (False, True):
+                code = "import bench; bench.malloc_child(%r, %r, %d, %d)" % (arch, tuned, args.batch, args.steps)
+                out = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True, check=True)
+                fps[tuned].append(float(out.stdout.split()[-1]))
+        plain, kept = statistics.median(fps[False]), statistics.median(fps[True])
+        print("| %s | %.1f | %.1f | %.2fx |" % (arch, plain, kept, kept / plain), flush=True)
+
+
 def bench_eval(args, tmp):
     images = load_images(os.path.join(args.data, "Set68"))
     bf16 = precision_for("bf16", torch.device("cpu")).dtype  # None where this CPU would emulate it
@@ -297,7 +324,6 @@ def bench_eval(args, tmp):
 
 def bench_models(args, tmp):
     """What users weigh when they choose: parameters, conv FLOPs per pixel, peak memory of one inference."""
-    import subprocess
     print("\n## Models: parameters, FLOPs per pixel, peak RSS of one 481x321 fp32 inference (torch, BN folded)")
     print("| model | parameters | GFLOP per megapixel | peak RSS, MiB (above a process that only loads it) |")
     print("|---|---|---|---|")
@@ -366,7 +392,6 @@ def bench_ceiling(args, tmp):
 def convergence(args, tmp):
     """Same seed, same steps, cosine lr to ~0, fp32 vs bf16: validation PSNR on Set12 (sigma 25)."""
     import re
-    import subprocess
     if not os.path.isdir(os.path.join(args.data, "train")):
         print("convergence needs %s/train" % args.data)
         return
@@ -433,7 +458,6 @@ def bench_photo(args, tmp):
     and peak RSS of the process (os.wait4's rusage of that child alone; CPU time is less swayed by other jobs
     on a shared machine)."""
     import cv2
-    import subprocess
     folder = os.path.join(tmp, "photo")
     os.makedirs(folder, exist_ok=True)
     cv2.imwrite(os.path.join(folder, "photo.png"), synthetic_photo())
@@ -457,7 +481,8 @@ def bench_photo(args, tmp):
 def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "data")
-    p.add_argument("--only", choices=("train", "eval", "preprocess", "ceiling", "models", "gray_on_colour", "photo"),
+    p.add_argument("--only", choices=("train", "malloc", "eval", "preprocess", "ceiling", "models", "gray_on_colour",
+                                      "photo"),
                    default=None, help="one section (gray_on_colour and photo run only when named)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the inference comparison")
     p.add_argument("--weights", default=SAOYAN, help="gray_on_colour: folder of SaoYan's DnCNN-S-15/25/50, DnCNN-B")
@@ -472,13 +497,14 @@ def main(argv=None):
     p.add_argument("--convergence", action="store_true")
     p.add_argument("--conv_steps", type=int, default=300)
     args = p.parse_args(argv)
-    set_cpu_threads()
+    setup_host(torch.device("cpu"))
     print(machine_summary())
     with tempfile.TemporaryDirectory() as tmp:
         if args.convergence:
             convergence(args, tmp)
             return 0
-        sections = {"ceiling": bench_ceiling, "models": bench_models, "train": bench_train, "eval": bench_eval,
+        sections = {"ceiling": bench_ceiling, "models": bench_models, "train": bench_train, "malloc": bench_malloc,
+                    "eval": bench_eval,
                     "preprocess": bench_preprocess, "gray_on_colour": bench_gray_on_colour, "photo": bench_photo}
         for name, fn in sections.items():
             if args.only == name or (args.only is None and name not in ("gray_on_colour", "photo")):

@@ -18,7 +18,7 @@ import torch
 from utils import (GRAY_ON_COLOUR, ArgParser, ImageProgress, UserError, add_common_inference_flags,
                    add_legacy_flags, add_test_noise, decode_image, denoise_any, dist_env, inference_net,
                    legacy_device_id, list_images, load_model, non_negative, outputs_exist, plan_outputs, precision_for,
-                   prefetched, psnr, remove_stale_temp_files, run_cli, say, select_device, set_cpu_threads, shard,
+                   prefetched, psnr, remove_stale_temp_files, run_cli, say, select_device, setup_host, shard,
                    to_depth, to_float, to_hwc, write_image, write_pixels)
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "DnCNN-S-25")
@@ -86,8 +86,8 @@ def side_by_side(panels):
 
 def denoise_folder(args):
     rank, local_rank, world = dist_env()
-    set_cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     device = select_device(args.device, local_rank=local_rank, device_id=legacy_device_id(args))
+    setup_host(device, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     model = load_model(args.demo_pth_path, args.arch, args.num_of_layers)
     if getattr(model, "output_note", None):
         print(model.output_note)

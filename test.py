@@ -14,7 +14,7 @@ import numpy as np
 
 from utils import (ArgParser, UserError, add_common_inference_flags, add_legacy_flags, atomic_write_bytes,
                    evaluate_iter, inference_net, iter_images, legacy_device_id, list_images, load_model, non_negative,
-                   positive, precision_for, resolve_set, run_cli, say, select_device, set_cpu_threads, write_image)
+                   positive, precision_for, resolve_set, run_cli, say, select_device, setup_host, write_image)
 
 
 def parse_args(argv=None):
@@ -54,8 +54,8 @@ def write_csv(scores, save_dir):
 
 def main(argv=None):
     args = parse_args(argv)
-    set_cpu_threads()
     device = select_device(args.device, device_id=legacy_device_id(args))
+    setup_host(device)
     model = load_model(args.logdir, args.arch, args.num_of_layers)
     print("Loading model %s ..." % model.checkpoint_path)
     if getattr(model, "output_note", None):

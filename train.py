@@ -21,7 +21,7 @@ from utils import (AMP_CHOICES, COMPILE_MIN_STEPS, ArgParser, UserError, add_leg
                    autocast, batch_psnr, compile_choice, compile_policy, compiler_ready, device_sync, dist_env,
                    evaluate, grad_scaler, inference_model, init_distributed, legacy_device_id, load_model,
                    non_negative, plain_state_dict, positive, precision_for, progress, read_checkpoint_file,
-                   remove_stale_temp_files, run_cli, select_device, set_cpu_threads, str2bool)
+                   remove_stale_temp_files, run_cli, select_device, setup_host, str2bool)
 
 WARMUP_STEPS = 5  # steps left out of the FPS figure (allocator, oneDNN kernel selection)
 
@@ -190,10 +190,7 @@ class Trainer:
         if self.world > 1 and a.batchSize % self.world:
             raise UserError("--batchSize %d does not split over %d processes" % (a.batchSize, self.world))
         self.device = select_device(a.device, self.local_rank, legacy_device_id(a) if self.world == 1 else None)
-        if a.workers:
-            torch.set_num_threads(a.workers)
-        else:
-            set_cpu_threads(int(os.environ.get("LOCAL_WORLD_SIZE", self.world)))
+        self.malloc_tuned = setup_host(self.device, int(os.environ.get("LOCAL_WORLD_SIZE", self.world)), a.workers)
         self.spec = ready_patches(a, self.local_rank)  # before the process group: no collective waits on it
         init_distributed(self.device, a.timeout)
         if self.is_main:
@@ -514,6 +511,8 @@ class Trainer:
                  % (a.arch, self.device, self.world, self.precision.name, a.channels_last, len(self.batches),
                     a.batchSize))
         self.log("precision: %s" % self.precision)
+        if self.malloc_tuned:
+            self.log("host memory: malloc keeps freed blocks for reuse by the next step (glibc)")
         if self.race:
             self.log("compile: measuring: eager and compiled steps in turn for the first %d steps (%s)"
                      % (len(self.race.schedule), self.compile_why))
