@@ -270,7 +270,7 @@ def bench_train(args, tmp):
 def malloc_child(arch, tuned, batch, steps):
     """Run in a fresh process: this port's bf16/fp32 step with glibc's malloc as it comes or tuned."""
     if tuned:
-        setup_host(torch.device("cpu"))
+        setup_host(torch.device("cpu"), training=True)
     size = PATCH_DEFAULTS[(arch, "S")][0]
     patches = np.random.RandomState(0).randint(0, 256, (1024, 1, size, size), dtype=np.uint8)
     amp = precision_for("auto", torch.device("cpu"), training=True).dtype
@@ -497,7 +497,7 @@ def main(argv=None):
     p.add_argument("--convergence", action="store_true")
     p.add_argument("--conv_steps", type=int, default=300)
     args = p.parse_args(argv)
-    setup_host(torch.device("cpu"))
+    setup_host(torch.device("cpu"), training=True)  # as train.py: its sections time training steps
     print(machine_summary())
     with tempfile.TemporaryDirectory() as tmp:
         if args.convergence:

@@ -190,7 +190,8 @@ class Trainer:
         if self.world > 1 and a.batchSize % self.world:
             raise UserError("--batchSize %d does not split over %d processes" % (a.batchSize, self.world))
         self.device = select_device(a.device, self.local_rank, legacy_device_id(a) if self.world == 1 else None)
-        self.malloc_tuned = setup_host(self.device, int(os.environ.get("LOCAL_WORLD_SIZE", self.world)), a.workers)
+        self.malloc_tuned = setup_host(self.device, int(os.environ.get("LOCAL_WORLD_SIZE", self.world)), a.workers,
+                                       training=True)
         self.spec = ready_patches(a, self.local_rank)  # before the process group: no collective waits on it
         init_distributed(self.device, a.timeout)
         if self.is_main:

@@ -816,12 +816,14 @@ def set_cpu_threads(local_world_size=1, threads=0):
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 
 
-def keeps_freed_memory(device_type, libc_name):
-    """Whether this process should tell malloc to keep freed blocks: when the model runs on the CPU with
-    glibc's malloc. glibc maps every block over 32 MiB afresh and unmaps it on free, so each activation of
-    a training step (a 128x64x50x50 bf16 map is 41 MB) is page-faulted in again at every use: on a 2-core
-    Zen 5 that cost a bf16 training step 25 % (DnCNN) to 37 % (ADNet) of its time (`make bench`)."""
-    return device_type == "cpu" and libc_name == "glibc"
+def keeps_freed_memory(device_type, libc_name, training):
+    """Whether this process should tell malloc to keep freed blocks: a training run on the CPU with glibc's
+    malloc. glibc maps every block over its mmap threshold (at most 32 MiB) afresh and unmaps it on free, so
+    each activation of a training step (a 128x64x50x50 bf16 map is 41 MB) is page-faulted in again at every
+    step: on a 2-core Zen 5 that cost a bf16 step 24 % (DnCNN) to 37 % (ADNet) of its time (`bench.py
+    --only malloc`). Inference is left alone: test.py on Set68 ran no faster tuned, and demo.py's tiled 12 MP
+    photo ran 1.47x faster but peaked at 1.87 GB instead of 0.87 GB, over issue 23's 1.5 GB."""
+    return training and device_type == "cpu" and libc_name == "glibc"
 
 
 def keep_freed_memory(libc=None):
@@ -836,12 +838,12 @@ def keep_freed_memory(libc=None):
         return False
 
 
-def setup_host(device, local_world_size=1, threads=0):
+def setup_host(device, local_world_size=1, threads=0, training=False):
     """The process's host set-up, one for train, test, demo and bench: intra-op threads (`threads`, else the
-    cores shared among this machine's processes unless OMP_NUM_THREADS says otherwise) and, for a CPU run,
+    cores shared among this machine's processes unless OMP_NUM_THREADS says otherwise) and, for CPU training,
     malloc keeping freed memory. Returns whether malloc was tuned."""
     set_cpu_threads(local_world_size, threads)
-    return keeps_freed_memory(device.type, libc_name()) and keep_freed_memory()
+    return keeps_freed_memory(device.type, libc_name(), training) and keep_freed_memory()
 
 
 def libc_name():

@@ -234,16 +234,17 @@ def test_save_minutes_then_kill_resumes_from_the_timed_save(tiny_h5, tmp_path):
 
 
 # ----------------------------------------------------------------------------- host memory
-@pytest.mark.parametrize("device_type,libc,expected", [
-    ("cpu", "glibc", True), ("cuda", "glibc", False), ("npu", "glibc", False), ("cpu", "", False), ("cpu", "musl", False)])
-def test_malloc_is_tuned_only_for_a_cpu_run_on_glibc(device_type, libc, expected):
-    assert utils.keeps_freed_memory(device_type, libc) is expected
+@pytest.mark.parametrize("device_type,libc,training,expected", [
+    ("cpu", "glibc", True, True), ("cpu", "glibc", False, False), ("cuda", "glibc", True, False),
+    ("npu", "glibc", True, False), ("cpu", "", True, False), ("cpu", "musl", True, False)])
+def test_malloc_is_tuned_only_for_cpu_training_on_glibc(device_type, libc, training, expected):
+    assert utils.keeps_freed_memory(device_type, libc, training) is expected
 
 
 def test_setup_host_leaves_malloc_alone_for_a_device_run(monkeypatch):
     monkeypatch.setattr(utils, "keep_freed_memory", lambda: pytest.fail("malloc tuned for a GPU run"))
     monkeypatch.setattr(utils, "set_cpu_threads", lambda *a: None)
-    assert utils.setup_host(torch.device("cuda")) is False
+    assert utils.setup_host(torch.device("cuda"), training=True) is False
 
 
 def test_keep_freed_memory_reports_a_malloc_without_mallopt():
@@ -257,7 +258,9 @@ import resource, sys, torch
 sys.path.insert(0, %r)
 import utils
 if sys.argv[1] == "tuned":
-    assert utils.setup_host(torch.device("cpu"))
+    assert utils.setup_host(torch.device("cpu"), training=True)
+elif sys.argv[1] == "inference":
+    assert not utils.setup_host(torch.device("cpu"))
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 counts = []
@@ -274,8 +277,8 @@ def test_a_tuned_process_reuses_freed_blocks_instead_of_faulting_them_in_again(t
     import subprocess
     script = FAULTS % os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     counts = {how: int(subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True,
-                                      check=True).stdout.split()[-1]) for how in ("default", "tuned")}
+                                      check=True).stdout.split()[-1]) for how in ("default", "inference", "tuned")}
     # default: each 64 MiB block is mapped afresh (16,384 faults of 4 KiB pages, or 32 with huge pages);
     # tuned: none, bar a block now and then when another thread allocated in between
-    assert counts["default"] >= 16 * 32, counts
+    assert counts["default"] >= 16 * 32 and counts["inference"] >= 16 * 32, counts
     assert counts["tuned"] * 4 < counts["default"], counts
