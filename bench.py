@@ -273,8 +273,7 @@ def malloc_child(arch, tuned, batch, steps):
         setup_host(torch.device("cpu"), training=True)
     size = PATCH_DEFAULTS[(arch, "S")][0]
     patches = np.random.RandomState(0).randint(0, 256, (1024, 1, size, size), dtype=np.uint8)
-    amp = precision_for("auto", torch.device("cpu"), training=True).dtype
-    print(batch / median_time(fast_train_step(arch, patches, batch, amp), steps, 2))
+    print(fast_train_fps(arch, patches, batch, steps, 2, precision_for("auto", torch.device("cpu"), training=True).dtype))
 
 
 def bench_malloc(args, tmp):
