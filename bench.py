@@ -1,7 +1,7 @@
 """Benchmarks (never run by the tests): training and inference speed, reference-style vs this port.
 
     python bench.py                      # everything below, both models (make bench)
-    python bench.py --only train         # train | eval | preprocess | ceiling | models
+    python bench.py --only train         # train | malloc | fusion | eval | preprocess | ceiling | models
     python bench.py --convergence        # bf16 vs fp32: same short run, validation PSNR
     python bench.py --only gray_on_colour   # a gray model on colour photos: luma only vs each of B, G, R (CBSD68)
     python bench.py --only photo         # one 12 MP photo through demo.py: whole image vs automatic tiles
@@ -104,6 +104,21 @@ def model_conv_seconds(model, batch, size, dtype):
             timed[key] = median_time(lambda: layer(x).backward(grad), 5, 2)
         total += timed[key]
     return total
+
+
+def share_of_ceiling(arch, patches_u8, batch, amp, rounds, steps):
+    """(step seconds, conv seconds, share): this port's eager step and the model's convolutions alone
+    (model_conv_seconds) timed in alternating rounds, the share being the median of the rounds' ratios, so
+    that the machine's drift between the two measurements does not move it."""
+    model, size = build_model(arch), patches_u8.shape[-1]
+    step_fn = fast_train_step(arch, patches_u8, batch, amp)
+    step_fn()
+    step_s, convs_s = [], []
+    for _ in range(rounds):
+        step_s.append(median_time(step_fn, steps, 1))
+        convs_s.append(model_conv_seconds(model, batch, size, amp))
+    share = statistics.median(c / s for c, s in zip(convs_s, step_s))
+    return statistics.median(step_s), statistics.median(convs_s), share
 
 
 def cpu_model_and_flags():
@@ -259,12 +274,13 @@ def bench_train(args, tmp):
         fast, compiled, compile_s = eager_vs_compiled(arch, patches, args.batch, args.steps, amp)
         saved = args.batch / fast - args.batch / compiled  # seconds per step
         repaid = "%.0f" % (2 * compile_s / saved) if saved > 0 else "never"  # train.py compiles twice (last batch)
-        ceiling = args.batch / model_conv_seconds(build_model(arch), args.batch, size, amp)
+        _, convs_s, share = share_of_ceiling(arch, patches, args.batch, amp, 3, max(2, args.steps // 2))
         print("| %s | %dx%d | %.1f | %.1f | %.2fx | %.1f | %.1f | %.0f | %s | %.1f | %.0f%% | %.0f%% |"
-              % (arch, size, size, ref, fp32, fp32 / ref, fast, compiled, compile_s, repaid, ceiling,
-                 100 * fast / ceiling, 100 * compiled / ceiling), flush=True)
+              % (arch, size, size, ref, fp32, fp32 / ref, fast, compiled, compile_s, repaid, args.batch / convs_s,
+                 100 * share, 100 * share * compiled / fast), flush=True)
     print("ceiling = batch / the seconds of the model's convolutions alone (each timed forward + backward at the "
-          "training shape in %s, channels_last, summed)" % name)
+          "training shape in %s, channels_last, summed); the eager share is the median of 3 rounds timing the "
+          "step and the convolutions in turn, the compiled share that times compiled / eager" % name)
 
 
 def malloc_child(arch, tuned, batch, steps):
@@ -290,6 +306,45 @@ def bench_malloc(args, tmp):
                 fps[tuned].append(float(out.stdout.split()[-1]))
         plain, kept = statistics.median(fps[False]), statistics.median(fps[True])
         print("| %s | %.1f | %.1f | %.2fx |" % (arch, plain, kept, kept / plain), flush=True)
+
+
+def bn_relu_seconds(batch, size, dtype, rounds):
+    """Seconds of one 64-channel BN + ReLU at the training shape, forward + backward, timed in turn: eager BN
+    then in-place ReLU as the models run it, and BN alone. BN alone is what a perfectly fused BN+ReLU kernel
+    would cost: the ReLU's passes folded into BN's own."""
+    dtype = dtype or torch.float32
+    bn = torch.nn.BatchNorm2d(64)
+    x = torch.randn(batch, 64, size, size).to(dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad = torch.randn(batch, 64, size, size).to(dtype).contiguous(memory_format=torch.channels_last)
+
+    def run(forward):
+        def once():
+            x.grad = bn.weight.grad = bn.bias.grad = None
+            forward().backward(grad)
+        return once
+    return interleaved_medians([run(lambda: torch.relu_(bn(x))), run(lambda: bn(x))], rounds, warmup=2)
+
+
+def bench_fusion(args, tmp):
+    print("\n## What fusing BN + ReLU could buy, batch %d: one 64-channel BN + ReLU, forward + backward, ms "
+          "(medians of %d interleaved rounds)" % (args.batch, 3 * args.rounds))
+    amp = precision_for("auto", torch.device("cpu"), training=True).dtype
+    print("| model | BN+ReLU layers | BN, then ReLU | BN alone (a perfect fusion) | step s | convs s | eager of ceiling "
+          "| with a perfect fusion |")
+    print("|---|---|---|---|---|---|---|---|")
+    for arch in args.archs:
+        model = build_model(arch)
+        layers = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        size = PATCH_DEFAULTS[(arch, "S")][0]
+        eager, bn_only = bn_relu_seconds(args.batch, size, amp, 3 * args.rounds)
+        patches = np.random.RandomState(0).randint(0, 256, (1024, 1, size, size), dtype=np.uint8)
+        step, convs, share = share_of_ceiling(arch, patches, args.batch, amp, 3, max(2, args.steps // 2))
+        perfect = step - layers * (eager - bn_only)
+        print("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.0f%% | %.0f%% |"
+              % (arch, layers, 1e3 * eager, 1e3 * bn_only, step, convs, 100 * share, 100 * share * step / perfect),
+              flush=True)
+    print("a perfect fusion = the step less each layer's ReLU passes (eager minus BN alone); PyTorch's CPU "
+          "backends have no fused BN+ReLU training kernel")
 
 
 def bench_eval(args, tmp):
@@ -480,8 +535,8 @@ def bench_photo(args, tmp):
 def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "data")
-    p.add_argument("--only", choices=("train", "malloc", "eval", "preprocess", "ceiling", "models", "gray_on_colour",
-                                      "photo"),
+    p.add_argument("--only", choices=("train", "malloc", "fusion", "eval", "preprocess", "ceiling", "models",
+                                      "gray_on_colour", "photo"),
                    default=None, help="one section (gray_on_colour and photo run only when named)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the inference comparison")
     p.add_argument("--weights", default=SAOYAN, help="gray_on_colour: folder of SaoYan's DnCNN-S-15/25/50, DnCNN-B")
@@ -503,7 +558,7 @@ def main(argv=None):
             convergence(args, tmp)
             return 0
         sections = {"ceiling": bench_ceiling, "models": bench_models, "train": bench_train, "malloc": bench_malloc,
-                    "eval": bench_eval,
+                    "fusion": bench_fusion, "eval": bench_eval,
                     "preprocess": bench_preprocess, "gray_on_colour": bench_gray_on_colour, "photo": bench_photo}
         for name, fn in sections.items():
             if args.only == name or (args.only is None and name not in ("gray_on_colour", "photo")):
