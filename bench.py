@@ -254,8 +254,12 @@ def training_patches(arch, data_dir, tmp):
         prepare_data(data_dir, os.path.join(tmp, arch), arch, "S", patch_size=size, stride=20, quiet=True)
         with open_h5(os.path.join(tmp, arch, "train.h5")) as f:
             return f["data"][:4096]
-    rng = np.random.RandomState(0)
-    return rng.randint(0, 256, (4096, 1, size, size), dtype=np.uint8)
+    return synthetic_patches(size, 4096)
+
+
+def synthetic_patches(size, count=1024):
+    """Random uint8 training patches (1 x size x size): step timings need no real images."""
+    return np.random.RandomState(0).randint(0, 256, (count, 1, size, size), dtype=np.uint8)
 
 
 # ----------------------------------------------------------------------------- sections
@@ -288,7 +292,7 @@ def malloc_child(arch, tuned, batch, steps):
     if tuned:
         setup_host(torch.device("cpu"), training=True)
     size = PATCH_DEFAULTS[(arch, "S")][0]
-    patches = np.random.RandomState(0).randint(0, 256, (1024, 1, size, size), dtype=np.uint8)
+    patches = synthetic_patches(size)
     print(fast_train_fps(arch, patches, batch, steps, 2, precision_for("auto", torch.device("cpu"), training=True).dtype))
 
 
@@ -337,7 +341,7 @@ def bench_fusion(args, tmp):
         layers = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
         size = PATCH_DEFAULTS[(arch, "S")][0]
         eager, bn_only = bn_relu_seconds(args.batch, size, amp, 3 * args.rounds)
-        patches = np.random.RandomState(0).randint(0, 256, (1024, 1, size, size), dtype=np.uint8)
+        patches = synthetic_patches(size)
         step, convs, share = share_of_ceiling(arch, patches, args.batch, amp, 3, max(2, args.steps // 2))
         perfect = step - layers * (eager - bn_only)
         print("| %s | %d | %.2f | %.2f | %.3f | %.3f | %.0f%% | %.0f%% |"
