@@ -1,7 +1,8 @@
-"""Benchmarks (never run by the tests): training and inference speed, reference-style vs this port.
+"""Benchmarks: training and inference speed, reference-style vs this port. The tests only run the cheap
+sections at toy sizes (tests/test_bench.py), to see that they print their tables; timings are never asserted.
 
     python bench.py                      # everything below, both models (make bench)
-    python bench.py --only train         # train | malloc | fusion | eval | preprocess | ceiling | models
+    python bench.py --only train         # train | malloc | fusion | eval | preprocess | ceiling | models (one or more)
     python bench.py --convergence        # bf16 vs fp32: same short run, validation PSNR
     python bench.py --only gray_on_colour   # a gray model on colour photos: luma only vs each of B, G, R (CBSD68)
     python bench.py --only photo         # one 12 MP photo through demo.py: whole image vs automatic tiles
@@ -352,7 +353,7 @@ def bench_fusion(args, tmp):
 
 
 def bench_eval(args, tmp):
-    images = load_images(os.path.join(args.data, "Set68"))
+    images = load_images(os.path.join(args.data, "Set68"), args.images or 8)
     bf16 = precision_for("bf16", torch.device("cpu")).dtype  # None where this CPU would emulate it
     print("\n## Inference on %d Set68 images (%dx%d), images/s, %d interleaved rounds (medians)"
           % ((len(images),) + images[0].shape + (args.rounds,)))
@@ -419,8 +420,8 @@ def reference_preprocess(data_dir, out, patch_size=40, stride=10):
 
 
 def bench_preprocess(args, tmp):
-    if not os.path.isdir(os.path.join(args.data, "train")):
-        print("\n## Preprocessing: skipped (no %s/train)" % args.data)
+    if not all(os.path.isdir(os.path.join(args.data, d)) for d in ("train", "Set12")):
+        print("\n## Preprocessing: skipped (it needs %s/train and %s/Set12)" % (args.data, args.data))
         return
     print("\n## Preprocessing the DnCNN-S set (%s/train)" % args.data)
     start = time.perf_counter()
@@ -539,13 +540,13 @@ def bench_photo(args, tmp):
 def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "data")
-    p.add_argument("--only", choices=("train", "malloc", "fusion", "eval", "preprocess", "ceiling", "models",
-                                      "gray_on_colour", "photo"),
-                   default=None, help="one section (gray_on_colour and photo run only when named)")
+    p.add_argument("--only", nargs="+", choices=("train", "malloc", "fusion", "eval", "preprocess", "ceiling", "models",
+                                                 "gray_on_colour", "photo"),
+                   default=None, help="these sections only (gray_on_colour and photo run only when named)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the inference comparison")
     p.add_argument("--weights", default=SAOYAN, help="gray_on_colour: folder of SaoYan's DnCNN-S-15/25/50, DnCNN-B")
     p.add_argument("--sigmas", type=int, nargs="+", default=[15, 25, 50])
-    p.add_argument("--images", type=int, default=0, help="gray_on_colour: the first N images only (0: all)")
+    p.add_argument("--images", type=int, default=0, help="gray_on_colour: the first N images only (0: all); eval: N images (0: 8)")
     p.add_argument("--photo_weights", default=os.path.join(HERE, "weights", "DnCNN-S-25"))
     p.add_argument("--photo_tiles", nargs="+", default=["0", "auto"])
     p.add_argument("--photo_backends", nargs="+", default=["torch", "onnxruntime"], choices=BACKENDS)
@@ -565,7 +566,7 @@ def main(argv=None):
                     "fusion": bench_fusion, "eval": bench_eval,
                     "preprocess": bench_preprocess, "gray_on_colour": bench_gray_on_colour, "photo": bench_photo}
         for name, fn in sections.items():
-            if args.only == name or (args.only is None and name not in ("gray_on_colour", "photo")):
+            if name in (args.only or ()) or (args.only is None and name not in ("gray_on_colour", "photo")):
                 fn(args, tmp)
     return 0
 

@@ -1,0 +1,48 @@
+"""bench.py's cheap sections run at toy sizes and print full tables (timings are never asserted)."""
+import os
+import re
+
+import cv2
+
+from conftest import make_image, run_script
+
+SECTIONS = ("ceiling", "models", "malloc", "fusion", "eval", "preprocess")
+
+
+def tables(stdout):
+    """{section title: [rows, each a list of cells]} from bench.py's markdown output."""
+    found, title = {}, None
+    for line in stdout.splitlines():
+        if line.startswith("## "):
+            title = line[3:]
+            found[title] = []
+        elif title and line.startswith("|") and not line.startswith("|---"):
+            found[title].append([cell.strip() for cell in line.strip("|").split("|")])
+    return found
+
+
+def test_cheap_sections_print_a_full_row_per_model(tmp_path):
+    for folder in ("train", "Set12"):
+        os.makedirs(tmp_path / folder)
+        for i in range(2):
+            cv2.imwrite(str(tmp_path / folder / ("%d.png" % i)), make_image((60, 60), i))
+    out = run_script("bench.py", "--only", *SECTIONS, "--data", str(tmp_path), "--archs", "DnCNN", "ADNet",
+                     "--batch", "2", "--steps", "2", "--rounds", "1", "--images", "1", timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = tables(out.stdout)
+    titles = {name: [t for t in found if t.lower().startswith(prefix)] for name, prefix in
+              (("ceiling", "this machine's ceiling"), ("models", "models"), ("malloc", "host memory"),
+               ("fusion", "what fusing"), ("eval", "inference"), ("preprocess", "preprocessing"))}
+    assert all(len(t) == 1 for t in titles.values()), (titles, out.stdout)
+    number = re.compile(r"^[\d,]+(\.\d+)?(x|%)?$")
+    for name in ("models", "malloc", "fusion", "eval"):
+        header, *rows = found[titles[name][0]]
+        assert [row[0] for row in rows] == ["DnCNN", "ADNet"], (name, rows)
+        for row in rows:
+            assert len(row) == len(header), (name, header, row)
+            assert all(number.match(cell) or cell == "(no fast bf16)" for cell in row[1:]), (name, row)
+    header, *rows = found[titles["ceiling"][0]]
+    assert rows and all(len(row) == 3 and float(row[1]) > 0 and float(row[2]) > 0 for row in rows), rows
+    header, *rows = found[titles["preprocess"][0]]
+    assert [row[0] for row in rows] == ["reference-style", "this port"], rows
+    assert re.search(r"speed-up [\d.]+x", out.stdout), out.stdout[-500:]
