@@ -18,10 +18,14 @@ $PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h
 $PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/DnCNN-S-25-ft3" \
   --init_weights "$RUNS/DnCNN-S-25-ft/net.pth" --batchSize 128 --epochs 4 --lr_schedule cosine --lr 4e-4 --lr_min 1e-6 \
   --seed 3 --save_every 100 --log_every 50 --resume --quiet
-# stage 4, the shipped weights: stage 3's recipe again from stage 3, another seed
+# stage 4: stage 3's recipe again from stage 3, another seed
 $PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/DnCNN-S-25-ft4" \
   --init_weights "$RUNS/DnCNN-S-25-ft3/net.pth" --batchSize 128 --epochs 4 --lr_schedule cosine --lr 4e-4 --lr_min 1e-6 \
   --seed 4 --save_every 100 --log_every 50 --resume --quiet
+# stage 5, the shipped weights: stage 4 fine-tuned again at half the peak rate, another seed
+$PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/DnCNN-S-25-ft5" \
+  --init_weights "$RUNS/DnCNN-S-25-ft4/net.pth" --batchSize 128 --epochs 4 --lr_schedule cosine --lr 2e-4 --lr_min 1e-6 \
+  --seed 5 --save_every 100 --log_every 50 --resume --quiet
 [ -f "$RUNS/h5-adnet/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch ADNet --mode S --stride 20 --outf "$RUNS/h5-adnet" --quiet
 # ADNet trains in stages on one run folder: each --resume with a larger --epochs continues the cosine
 # schedule from where the longer schedule would be (a warm restart: ~4.3e-4 at 6 of 11 epochs,
