@@ -10,22 +10,16 @@ mkdir -p "$RUNS"
 [ -f "$RUNS/h5-dncnn/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch DnCNN --mode S --outf "$RUNS/h5-dncnn" --quiet
 $PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/DnCNN-S-25" \
   --batchSize 64 --epochs 3 --lr_schedule cosine --lr 1e-3 --lr_min 1e-6 --save_every 200 --log_every 50 --resume --quiet
-# stage 2: a fine-tune of stage 1 at a lower learning rate (fresh Adam, batch 128)
-$PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/DnCNN-S-25-ft" \
-  --init_weights "$RUNS/DnCNN-S-25/net.pth" --batchSize 128 --epochs 3 --lr_schedule cosine --lr 2e-4 --lr_min 1e-6 \
-  --save_every 100 --log_every 50 --resume --quiet
-# stage 3: a second fine-tune of stage 2 (fresh Adam, another seed for new noise and order)
-$PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/DnCNN-S-25-ft3" \
-  --init_weights "$RUNS/DnCNN-S-25-ft/net.pth" --batchSize 128 --epochs 4 --lr_schedule cosine --lr 4e-4 --lr_min 1e-6 \
-  --seed 3 --save_every 100 --log_every 50 --resume --quiet
-# stage 4: stage 3's recipe again from stage 3, another seed
-$PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/DnCNN-S-25-ft4" \
-  --init_weights "$RUNS/DnCNN-S-25-ft3/net.pth" --batchSize 128 --epochs 4 --lr_schedule cosine --lr 4e-4 --lr_min 1e-6 \
-  --seed 4 --save_every 100 --log_every 50 --resume --quiet
-# stage 5, the shipped weights: stage 4 fine-tuned again at half the peak rate, another seed
-$PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/DnCNN-S-25-ft5" \
-  --init_weights "$RUNS/DnCNN-S-25-ft4/net.pth" --batchSize 128 --epochs 4 --lr_schedule cosine --lr 2e-4 --lr_min 1e-6 \
-  --seed 5 --save_every 100 --log_every 50 --resume --quiet
+# DnCNN fine-tunes: each starts from the stage before with a fresh Adam and a cosine schedule to 1e-6
+fine_tune() {  # OUT INIT EPOCHS LR SEED
+  $PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/$1" \
+    --init_weights "$RUNS/$2/net.pth" --batchSize 128 --epochs "$3" --lr_schedule cosine --lr "$4" --lr_min 1e-6 \
+    --seed "$5" --save_every 100 --log_every 50 --resume --quiet
+}
+fine_tune DnCNN-S-25-ft  DnCNN-S-25     3 2e-4 0  # stage 2: a lower learning rate, batch 128
+fine_tune DnCNN-S-25-ft3 DnCNN-S-25-ft  4 4e-4 3  # stage 3: another seed for new noise and order
+fine_tune DnCNN-S-25-ft4 DnCNN-S-25-ft3 4 4e-4 4  # stage 4: stage 3's recipe again
+fine_tune DnCNN-S-25-ft5 DnCNN-S-25-ft4 4 2e-4 5  # stage 5, the shipped weights: half the peak rate
 [ -f "$RUNS/h5-adnet/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch ADNet --mode S --stride 20 --outf "$RUNS/h5-adnet" --quiet
 # ADNet trains in stages on one run folder: each --resume with a larger --epochs continues the cosine
 # schedule from where the longer schedule would be (a warm restart: ~4.3e-4 at 6 of 11 epochs,
