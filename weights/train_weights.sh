@@ -20,7 +20,8 @@ fine_tune DnCNN-S-25-ft  DnCNN-S-25     3 2e-4 0  # stage 2: a lower learning ra
 fine_tune DnCNN-S-25-ft3 DnCNN-S-25-ft  4 4e-4 3  # stage 3: another seed for new noise and order
 fine_tune DnCNN-S-25-ft4 DnCNN-S-25-ft3 4 4e-4 4  # stage 4: stage 3's recipe again
 fine_tune DnCNN-S-25-ft5 DnCNN-S-25-ft4 4 2e-4 5  # stage 5: half the peak rate
-fine_tune DnCNN-S-25-ft6 DnCNN-S-25-ft5 4 4e-4 6  # stage 6, the shipped weights: stage 4's rate again
+fine_tune DnCNN-S-25-ft6 DnCNN-S-25-ft5 4 4e-4 6  # stage 6: stage 4's rate again
+fine_tune DnCNN-S-25-ft7 DnCNN-S-25-ft6 4 4e-4 7  # stage 7, the shipped weights: the same again
 [ -f "$RUNS/h5-adnet/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch ADNet --mode S --stride 20 --outf "$RUNS/h5-adnet" --quiet
 # ADNet trains in stages on one run folder: each --resume with a larger --epochs continues the cosine
 # schedule from where the longer schedule would be (a warm restart: ~4.3e-4 at 6 of 11 epochs,
