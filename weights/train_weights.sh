@@ -23,10 +23,15 @@ fine_tune DnCNN-S-25-ft5 DnCNN-S-25-ft4 4 2e-4 5  # stage 5: half the peak rate
 fine_tune DnCNN-S-25-ft6 DnCNN-S-25-ft5 4 4e-4 6  # stage 6: stage 4's rate again
 fine_tune DnCNN-S-25-ft7 DnCNN-S-25-ft6 4 4e-4 7  # stage 7, the shipped weights: the same again
 [ -f "$RUNS/h5-adnet/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch ADNet --mode S --stride 20 --outf "$RUNS/h5-adnet" --quiet
-# ADNet trains in stages on one run folder: each --resume with a larger --epochs continues the cosine
+# ADNet stage 1 trains in parts on one run folder: each --resume with a larger --epochs continues the cosine
 # schedule from where the longer schedule would be (a warm restart: ~4.3e-4 at 6 of 11 epochs,
-# ~1.65e-4 at 11 of 15, ~1.46e-4 at 15 of 20), annealing to 1e-6 again. A finished stage is skipped.
+# ~1.65e-4 at 11 of 15, ~1.46e-4 at 15 of 20), annealing to 1e-6 again. A finished part is skipped.
 for EPOCHS in 6 11 15 20; do
   $PY train.py --arch ADNet --mode S --stride 20 --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-adnet" --outf "$RUNS/ADNet-S-25" \
     --batchSize 64 --epochs $EPOCHS --init residual --lr_schedule cosine --lr 1e-3 --lr_min 1e-6 --save_every 200 --log_every 50 --resume --quiet
 done
+# ADNet stage 2, the shipped weights: a fine-tune of stage 1 on 4x denser (stride 10) patches
+[ -f "$RUNS/h5-adnet10/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch ADNet --mode S --stride 10 --outf "$RUNS/h5-adnet10" --quiet
+$PY train.py --arch ADNet --mode S --stride 10 --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-adnet10" --outf "$RUNS/ADNet-S-25-ft" \
+  --init_weights "$RUNS/ADNet-S-25/net.pth" --batchSize 128 --epochs 3 --lr_schedule cosine --lr 2e-4 --lr_min 1e-6 \
+  --save_every 100 --log_every 50 --resume --quiet
