@@ -10,18 +10,19 @@ mkdir -p "$RUNS"
 [ -f "$RUNS/h5-dncnn/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch DnCNN --mode S --outf "$RUNS/h5-dncnn" --quiet
 $PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/DnCNN-S-25" \
   --batchSize 64 --epochs 3 --lr_schedule cosine --lr 1e-3 --lr_min 1e-6 --save_every 200 --log_every 50 --resume --quiet
-# DnCNN fine-tunes: each starts from the stage before with a fresh Adam and a cosine schedule to 1e-6
-fine_tune() {  # OUT INIT EPOCHS LR SEED
-  $PY train.py --arch DnCNN --mode S --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-dncnn" --outf "$RUNS/$1" \
-    --init_weights "$RUNS/$2/net.pth" --batchSize 128 --epochs "$3" --lr_schedule cosine --lr "$4" --lr_min 1e-6 \
-    --seed "$5" --save_every 100 --log_every 50 --resume --quiet
+# Fine-tunes: each starts from the stage before with a fresh Adam and a cosine schedule to 1e-6
+fine_tune() {  # ARCH H5 OUT INIT EPOCHS LR SEED [more train.py flags]
+  local arch=$1 h5=$2 out=$3 init=$4 epochs=$5 lr=$6 seed=$7; shift 7
+  $PY train.py --arch "$arch" --mode S "$@" --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/$h5" --outf "$RUNS/$out" \
+    --init_weights "$RUNS/$init/net.pth" --batchSize 128 --epochs "$epochs" --lr_schedule cosine --lr "$lr" --lr_min 1e-6 \
+    --seed "$seed" --save_every 100 --log_every 50 --resume --quiet
 }
-fine_tune DnCNN-S-25-ft  DnCNN-S-25     3 2e-4 0  # stage 2: a lower learning rate, batch 128
-fine_tune DnCNN-S-25-ft3 DnCNN-S-25-ft  4 4e-4 3  # stage 3: another seed for new noise and order
-fine_tune DnCNN-S-25-ft4 DnCNN-S-25-ft3 4 4e-4 4  # stage 4: stage 3's recipe again
-fine_tune DnCNN-S-25-ft5 DnCNN-S-25-ft4 4 2e-4 5  # stage 5: half the peak rate
-fine_tune DnCNN-S-25-ft6 DnCNN-S-25-ft5 4 4e-4 6  # stage 6: stage 4's rate again
-fine_tune DnCNN-S-25-ft7 DnCNN-S-25-ft6 4 4e-4 7  # stage 7, the shipped weights: the same again
+fine_tune DnCNN h5-dncnn DnCNN-S-25-ft  DnCNN-S-25     3 2e-4 0  # stage 2: a lower learning rate, batch 128
+fine_tune DnCNN h5-dncnn DnCNN-S-25-ft3 DnCNN-S-25-ft  4 4e-4 3  # stage 3: another seed for new noise and order
+fine_tune DnCNN h5-dncnn DnCNN-S-25-ft4 DnCNN-S-25-ft3 4 4e-4 4  # stage 4: stage 3's recipe again
+fine_tune DnCNN h5-dncnn DnCNN-S-25-ft5 DnCNN-S-25-ft4 4 2e-4 5  # stage 5: half the peak rate
+fine_tune DnCNN h5-dncnn DnCNN-S-25-ft6 DnCNN-S-25-ft5 4 4e-4 6  # stage 6: stage 4's rate again
+fine_tune DnCNN h5-dncnn DnCNN-S-25-ft7 DnCNN-S-25-ft6 4 4e-4 7  # stage 7, the shipped weights: the same again
 [ -f "$RUNS/h5-adnet/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch ADNet --mode S --stride 20 --outf "$RUNS/h5-adnet" --quiet
 # ADNet stage 1 trains in parts on one run folder: each --resume with a larger --epochs continues the cosine
 # schedule from where the longer schedule would be (a warm restart: ~4.3e-4 at 6 of 11 epochs,
@@ -32,6 +33,4 @@ for EPOCHS in 6 11 15 20; do
 done
 # ADNet stage 2, the shipped weights: a fine-tune of stage 1 on 4x denser (stride 10) patches
 [ -f "$RUNS/h5-adnet10/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch ADNet --mode S --stride 10 --outf "$RUNS/h5-adnet10" --quiet
-$PY train.py --arch ADNet --mode S --stride 10 --noiseL 25 --val_noiseL 25 --h5_dir "$RUNS/h5-adnet10" --outf "$RUNS/ADNet-S-25-ft" \
-  --init_weights "$RUNS/ADNet-S-25/net.pth" --batchSize 128 --epochs 3 --lr_schedule cosine --lr 2e-4 --lr_min 1e-6 \
-  --save_every 100 --log_every 50 --resume --quiet
+fine_tune ADNet h5-adnet10 ADNet-S-25-ft ADNet-S-25 3 2e-4 0 --stride 10
