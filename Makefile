@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test parity demo bench install lock clean
+.PHONY: test parity demo bench install lock clean device-check
 
 $(STAMP): requirements.txt requirements-test.txt requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench.py
+
+# the first day on a CUDA GPU or an Ascend NPU: one table of checks (test/device_check.py); without a device one
+# line and exit 0; DRY_RUN=1 prints the commands. No venv needed there: PYTHON, else .venv/bin/python, else python3.
+device-check:
+	bash test/device_check.sh
 
 clean:
 	rm -rf demo_output test/output .pytest_cache

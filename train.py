@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from dataset import (PatchBatches, add_train_noise, ensure_patches, load_train_patches, load_val_images, patch_key,
                      patch_spec, to_float)
+from camera_noise import DEFAULT_PROFILE, PROFILES as CAMERA_PROFILES, add_camera_noise
 from models import INITS, build_model, denoise, unwrap
 from preprocess import add_preprocess_flags, resolve_arch
 from utils import (AMP_CHOICES, COMPILE_MIN_STEPS, ArgParser, UserError, add_legacy_flags, apex_amp, atomic_save,
@@ -41,6 +42,14 @@ def parse_args(argv=None):
     p.add_argument("--outf", default="logs", help="where logs and checkpoints go")
     p.add_argument("--noiseL", type=non_negative(float), default=25, help="training noise sigma (mode S)")
     p.add_argument("--val_noiseL", type=non_negative(float), default=25)
+    p.add_argument("--sigma_range", type=non_negative(float), nargs=2, default=(0.0, 55.0), metavar=("LOW", "HIGH"),
+                   help="mode B: each patch's sigma, uniform in [LOW, HIGH] (the references: 0 55)")
+    p.add_argument("--noise_model", choices=("gaussian", "camera"), default="gaussian",
+                   help="gaussian: white noise (--mode S / B, the references'); camera: a camera's noise (signal-"
+                        "dependent, demosaiced, white-balanced, tone-mapped, maybe blurred and JPEG-compressed; "
+                        "colour patches only): for photos that are already noisy")
+    p.add_argument("--camera_profile", choices=tuple(CAMERA_PROFILES), default=DEFAULT_PROFILE,
+                   help="--noise_model camera: the parameter ranges (camera_noise.PROFILES)")
     add_preprocess_flags(p)  # --data_path --arch --mode --patch_size --stride --aug_times --train_data --val_data
     # this port's flags
     p.add_argument("--h5_dir", default=".",
@@ -86,6 +95,8 @@ def parse_args(argv=None):
     p.add_argument("--quiet", action="store_true")
     add_legacy_flags(p)  # the ADNet / DnCNN Ascend ports' launches, mapped onto torchrun by relaunch_legacy
     args = resolve_arch(p.parse_args(argv))
+    if args.noise_model == "camera" and args.channels != 3:
+        p.error("--noise_model camera needs colour patches (--channels 3)")
     if args.epochs is None:
         args.epochs = 70 if args.arch == "ADNet" else 50
     args.loss_scale = None if args.loss_scale == "dynamic" else float(args.loss_scale)
@@ -391,7 +402,9 @@ class Trainer:
             batch_u8 = batch_u8.pin_memory()  # so the copy in to_float is asynchronous
         clean = to_float(batch_u8, self.device, a.channels_last, self.dtype)
         gen = noise_generator(a.seed, self.rank, self.step, self.device)
-        noisy = add_train_noise(clean, a.mode, a.noiseL, gen, draws=draws)
+        if a.noise_model == "camera":
+            return clean, add_camera_noise(clean, gen, a.camera_profile)
+        noisy = add_train_noise(clean, a.mode, a.noiseL, gen, sigma_range=tuple(a.sigma_range), draws=draws)
         return clean, noisy
 
     def optimize(self, clean, noisy, lr, net=None):
