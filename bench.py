@@ -24,10 +24,15 @@ import time
 import numpy as np
 import torch
 
-from dataset import PATCH_DEFAULTS, add_train_noise, open_h5, prepare_data, to_float
+from dataset import PATCH_DEFAULTS, open_h5, prepare_data
 from models import build_model, denoise
-from utils import (BACKENDS, ArgParser, OnnxRuntimeNet, batch_psnr, denoise_image, inference_model, list_images, precision_for,
-                   run_cli, setup_host)
+from device import setup_host
+from images import list_images
+from inference import BACKENDS, denoise_image, inference_model
+from onnx_backend import OnnxRuntimeNet
+from precision import precision_for
+from training import add_train_noise, patches_to_device
+from utils import ArgParser, batch_psnr, run_cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED_DATA = os.path.join(HERE, "..", "shared", "data")
@@ -213,7 +218,7 @@ def fast_train_step(arch, patches_u8, batch, amp, compiled=False):
 
     def step():
         idx = torch.randint(0, len(patches), (batch,), generator=gen)
-        clean = to_float(patches[idx], device)
+        clean = patches_to_device(patches[idx], device)
         noisy = add_train_noise(clean, "S", 25, gen)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
@@ -240,7 +245,7 @@ def eager_vs_compiled(arch, patches_u8, batch, steps, amp):
 
 
 def load_images(data_dir, count=8):
-    from utils import read_image
+    from images import read_image
     files = list_images(data_dir)[:count] if os.path.isdir(data_dir) else []
     images = [read_image(f)[0] for f in files]
     if not images:  # no data set here: synthetic BSD68-sized images
@@ -387,7 +392,7 @@ def bench_models(args, tmp):
     print("| model | parameters | GFLOP per megapixel | peak RSS, MiB (above a process that only loads it) |")
     print("|---|---|---|---|")
     probe = ("import resource, sys, torch; sys.path.insert(0, %r); from models import build_model; "
-             "from utils import inference_model, denoise_image; torch.manual_seed(0); "
+             "from inference import inference_model, denoise_image; torch.manual_seed(0); "
              "net = inference_model(build_model(sys.argv[1]).eval(), torch.device('cpu')); "
              "x = torch.rand(1, 1, 321, 481); sys.argv[2] == '1' and denoise_image(net, x, torch.device('cpu')); "
              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)") % os.path.dirname(os.path.abspath(__file__))
@@ -472,7 +477,10 @@ def bench_gray_on_colour(args, tmp):
     """SaoYan's gray DnCNN-S (the sigma's own) and DnCNN-B on CBSD68 in colour, both ways demo.py can run a
     gray model on a colour photo. Protocol: read BGR, add_test_noise(clean, sigma, seed=0) on the whole
     (1, 3, H, W) tensor, output clamped to [0, 1], PSNR over the colour image, averaged over the set."""
-    from utils import add_test_noise, denoise_any, load_model, psnr, read_image
+    from checkpoints import load_model
+    from images import read_image
+    from inference import denoise_any
+    from utils import add_test_noise, psnr
     folder = os.path.join(args.data, "CBSD68")
     files = list_images(folder)[:args.images or None]
     device = torch.device("cpu")

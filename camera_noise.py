@@ -19,15 +19,16 @@ LUMA_TABLE = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14
 CHROMA_TABLE = [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
                 47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32
 
-# Per-patch parameter ranges of each profile. v1 (8-bit std at mid-gray about 1 to 13; PolyU's crops: 2.3 to 6)
-# removed about half of PolyU's noise: v2 and v3 reach higher levels and coarser grain (in-camera noise
-# reduction, downscaling), v3 also noise made at half resolution.
+# Per-patch parameter ranges of each profile. v1 trained weights/CDnCNN-camera (8-bit std at mid-gray about 1 to
+# 13; PolyU's crops: 2.3 to 6); it removes about half of PolyU's noise. v2 and v3 are the next candidates, not yet
+# trained to the end: higher levels and coarser grain (in-camera noise reduction, downscaling), v3 also noise
+# made at half resolution.
 PROFILES = {
     "v1": dict(shot_log10=(-4.5, -2.3), read_log10=(-7.0, -5.0), blur_p=0.5, blur_sigma=(0.3, 1.2), coarse_p=0.0),
     "v2": dict(shot_log10=(-4.2, -2.0), read_log10=(-6.7, -4.7), blur_p=0.6, blur_sigma=(0.3, 2.0), coarse_p=0.0),
     "v3": dict(shot_log10=(-4.2, -2.0), read_log10=(-6.7, -4.7), blur_p=0.6, blur_sigma=(0.3, 2.0), coarse_p=0.3),
 }
-DEFAULT_PROFILE = "v3"
+DEFAULT_PROFILE = "v1"
 GAIN_RANGE = (1.0, 2.2)  # white-balance gain of red and blue over green
 CROSSTALK_MAX = 0.5  # colour-correction matrix I(1+k) - k/3: pushes noise into chroma
 JPEG_P, JPEG_QUALITY, SUBSAMPLE_P = 0.75, (60, 98), 0.5

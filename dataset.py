@@ -12,9 +12,9 @@ import time
 
 import h5py
 import numpy as np
-import torch
 
-from utils import UserError, atomic_write_bytes, list_images, progress, read_image
+from images import list_images, read_image
+from utils import UserError, atomic_write_bytes, progress
 
 SCALES = (1, 0.9, 0.8, 0.7)
 # (arch, mode) -> (patch_size, stride, aug_times), as the reference preprocessing scripts.
@@ -253,6 +253,7 @@ def load_train_patches(h5_dir, spec=None, strict_folder=False):
     if spec and data.shape[1] != spec["channels"]:
         raise UserError("%s holds %d-channel patches but training asks for --channels %d: rerun preprocess.py"
                         % (path, data.shape[1], spec["channels"]))
+    import torch  # training alone needs it: preprocess.py stays light
     return torch.from_numpy(data), attrs
 
 
@@ -330,63 +331,8 @@ def load_val_images(h5_dir):
         raise UserError("%s not found: run preprocess.py first" % path)
     with open_h5(path) as h5f:
         keys = sorted(h5f.keys(), key=lambda k: int(k) if k.isdigit() else k)
-        return [("val_%s" % k, _to_float(h5f[k][()])) for k in keys]
+        return [("val_%s" % k, _unit_float(h5f[k][()])) for k in keys]
 
 
-def _to_float(arr):
+def _unit_float(arr):
     return arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
-
-
-class PatchBatches:
-    """Batches of a uint8 patch tensor for one rank: a DistributedSampler order, sliced per batch.
-
-    No per-sample Python work: each batch is one fancy-index of the in-memory tensor.
-    """
-
-    def __init__(self, patches, batch_size, rank=0, world_size=1, seed=0, drop_last=False):
-        from torch.utils.data import DistributedSampler
-        self.patches = patches
-        self.batch_size = batch_size
-        self.sampler = DistributedSampler(range(len(patches)), num_replicas=world_size, rank=rank,
-                                          shuffle=True, seed=seed, drop_last=drop_last)
-        self.drop_last = drop_last
-
-    def set_epoch(self, epoch):
-        self.sampler.set_epoch(epoch)
-
-    def __len__(self):
-        n = len(self.sampler)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def batches(self, skip=0):
-        order = torch.as_tensor(list(self.sampler))
-        for b in range(skip, len(self)):
-            yield self.patches[order[b * self.batch_size:(b + 1) * self.batch_size]]
-
-
-def to_float(batch_u8, device, channels_last=True, dtype=torch.float32):
-    """uint8 patches -> float in [0, 1] on the device (converted there, so transfers stay small)."""
-    x = batch_u8.to(device, non_blocking=True).to(dtype).div_(255.0)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-def train_noise_draws(shape, gen):
-    """The random numbers behind one batch's training noise: unit normals of the batch's shape and one uniform
-    [0, 1) per patch (mode B's sigma), drawn where the generator lives (on a GPU or NPU: no host work)."""
-    return (torch.randn(shape, generator=gen, dtype=torch.float32, device=gen.device),
-            torch.rand(shape[0], generator=gen, device=gen.device))
-
-
-def add_train_noise(clean, mode, sigma, gen=None, sigma_range=(0.0, 55.0), draws=None):
-    """S: fixed sigma; B: one sigma per patch, uniform in sigma_range. The random numbers come from gen, or are
-    given as draws (unit normals, per-patch uniforms: see train_noise_draws)."""
-    unit, uniform = draws if draws is not None else train_noise_draws(clean.shape, gen)
-    if mode == "B":
-        low, high = sigma_range
-        scale = ((low + (high - low) * uniform) / 255.0).view(-1, 1, 1, 1)  # np.random.uniform's formula
-    else:
-        scale = sigma / 255.0
-    noise = (unit * scale).to(clean.device, non_blocking=True)
-    if clean.is_contiguous(memory_format=torch.channels_last):
-        noise = noise.contiguous(memory_format=torch.channels_last)
-    return clean + noise

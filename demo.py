@@ -11,15 +11,17 @@ with the photo (--tile auto: tiles as memory allows, the output the whole image'
 whose outputs exist (--overwrite redoes them); under torchrun the ranks split the folder.
 """
 import os
+import time
 
 import numpy as np
 import torch
 
-from utils import (GRAY_ON_COLOUR, ArgParser, ImageProgress, UserError, add_common_inference_flags,
-                   add_legacy_flags, add_test_noise, decode_image, denoise_any, dist_env, inference_net,
-                   legacy_device_id, list_images, load_model, non_negative, outputs_exist, plan_outputs, precision_for,
-                   prefetched, psnr, remove_stale_temp_files, run_cli, say, select_device, setup_host, shard,
-                   to_depth, to_float, to_hwc, write_image, write_pixels)
+from device import dist_env
+from images import (TIFF_EXTENSIONS, decode_image, list_images, pixels_to_float, prefetched, to_depth, to_hwc,
+                    write_image, write_pixels)
+from inference import GRAY_ON_COLOUR, add_common_inference_flags, denoise_any, prepare_inference
+from utils import (ArgParser, UserError, add_legacy_flags, add_test_noise, non_negative, progress, psnr, remove_stale_temp_files, run_cli,
+                   say, shard)
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "DnCNN-S-25")
 DEFAULT_IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo")
@@ -48,6 +50,72 @@ def parse_args(argv=None):
     add_common_inference_flags(p)
     add_legacy_flags(p)
     return p.parse_args(argv)
+
+
+class ImageProgress:
+    """One bar over a folder's images that also moves on per tile of a large photo (fractions of an image),
+    with megapixels per second; silent where progress() is."""
+
+    def __init__(self, total, quiet=False, desc="demo"):
+        self.bar = progress(None, quiet=quiet, total=total, desc=desc, unit="img",
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} images "
+                                       "[{elapsed}<{remaining}{postfix}]")
+        self.done, self.pixels, self.megapixels = 0.0, 0, 0.0
+        self.started = time.perf_counter()
+
+    def start(self, pixels):
+        self.done, self.pixels = 0.0, pixels
+
+    def advance(self, fraction):
+        """This image's work is `fraction` further along (a retry's repeated work is not counted twice)."""
+        step = min(fraction, 1.0 - self.done)
+        if step <= 0:
+            return
+        self.done += step
+        self.megapixels += step * self.pixels / 1e6
+        self.bar.update(step)
+        self.bar.set_postfix_str("%.2f MP/s" % (self.megapixels / max(1e-9, time.perf_counter() - self.started)),
+                                 refresh=False)
+
+    def finish(self):
+        """This image is done (or skipped): the bar stands on the next whole image."""
+        self.advance(1.0 - self.done)
+        self.start(0)
+
+    def close(self):
+        self.bar.close()
+
+
+def output_name(path, clashes=()):
+    """'<stem>_denoised.<ext>' for an input: TIFF stays TIFF (16-bit or float kept), anything else is PNG
+    (lossless, 8 or 16 bits, alpha). Files whose stems clash in a folder (IMG_1.jpg, IMG_1.heic) keep their
+    extension in the name (IMG_1_jpg_denoised.png)."""
+    stem, ext = os.path.splitext(os.path.basename(path))
+    if path in clashes:
+        stem += "_" + ext.lstrip(".").lower()
+    return stem + "_denoised" + (".tif" if ext.lower() in TIFF_EXTENSIONS else ".png")
+
+
+def plan_outputs(files, image_root, out_root, compare=True):
+    """One job per input file: {'src', 'denoised', and with compare 'compare'} paths, sub-folders of
+    image_root mirrored under out_root."""
+    by_stem = {}
+    for f in files:
+        by_stem.setdefault(os.path.splitext(f)[0].lower(), []).append(f)
+    clashes = {f for group in by_stem.values() if len(group) > 1 for f in group}
+    jobs = []
+    for f in files:
+        folder = os.path.join(out_root, os.path.relpath(os.path.dirname(f), image_root))
+        job = {"src": f, "denoised": os.path.normpath(os.path.join(folder, output_name(f, clashes)))}
+        if compare:
+            job["compare"] = job["denoised"].rsplit("_denoised", 1)[0] + "_compare.png"
+        jobs.append(job)
+    return jobs
+
+
+def outputs_exist(job):
+    """All of a job's outputs are there (complete: writes are atomic)."""
+    return all(os.path.isfile(p) for k, p in job.items() if k != "src")
 
 
 def demo_folders(image_path, out):
@@ -86,16 +154,8 @@ def side_by_side(panels):
 
 def denoise_folder(args):
     rank, local_rank, world = dist_env()
-    device = select_device(args.device, local_rank=local_rank, device_id=legacy_device_id(args))
-    setup_host(device, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
-    model = load_model(args.demo_pth_path, args.arch, args.num_of_layers)
-    if getattr(model, "output_note", None):
-        print(model.output_note)
-    precision = precision_for(args.amp, device)
-    if args.amp != "none":
-        print("precision: %s" % precision)
-    net, why = inference_net(model, device, args.backend, precision.dtype, fold=not args.no_fold)
-    print(why)
+    device, model, net, precision = prepare_inference(args, args.demo_pth_path, local_rank,
+                                                      int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     image_path, out_path = demo_folders(args.demo_img_path, args.out)
     files = list_images(image_path, recursive=args.recursive, exclude=[out_path])
     if not files:
@@ -117,7 +177,7 @@ def denoise_folder(args):
             continue
         name = os.path.relpath(job["src"], image_path)
         pixels, alpha = decoded
-        img, depth = to_float(pixels), pixels.dtype
+        img, depth = pixels_to_float(pixels), pixels.dtype
         del pixels, decoded
         bar.start(img.shape[1] * img.shape[2])
         if img.shape[0] == 3 and model.channels == 1 and not told:

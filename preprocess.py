@@ -5,8 +5,9 @@
     python preprocess.py --preprocess True --mode S       # the ADNet port's line: its data/ layout gives ADNet 50/40
 """
 from dataset import PATCH_DEFAULTS, default_arch, prepare_data
-from models import ARCHS
 from utils import ArgParser, add_legacy_flags, positive, run_cli, str2bool
+
+ARCHS = tuple(sorted({arch for arch, _ in PATCH_DEFAULTS}, reverse=True))  # DnCNN, ADNet: without importing torch
 
 
 def add_preprocess_flags(p):

@@ -6,7 +6,9 @@ ADNet the clean image, as in the references.
 """
 import os
 
-from utils import ArgParser, UserError, export_onnx, load_model, positive, run_cli
+from checkpoints import load_model
+from onnx_backend import export_onnx
+from utils import ArgParser, UserError, positive, run_cli
 
 
 def main(argv=None):

@@ -3,7 +3,8 @@
     python test.py --logdir logs/DnCNN-S-25 --test_data Set68 --test_noiseL 25
     python test.py --logdir adnet/color/c25 --test_data McMaster --test_noiseL 25 --seed 12 --copies 3
 Colour checkpoints read the images in colour (BGR, as the ADNet authors), gray ones in gray (luma).
---test_noiseL 0: the images are already noisy (real noise); they are denoised, no PSNR is computed.
+--test_noiseL 0: the images are already noisy (real noise); they are denoised, and scored where the folder holds
+their clean versions too (PolyU's <name>_real / <name>_mean files, or noisy/ and clean/ sub-folders).
 The set is streamed: one image decoded at a time (the next ahead, in a thread), each printed and saved when done.
 """
 import csv
@@ -12,9 +13,11 @@ import os
 
 import numpy as np
 
-from utils import (ArgParser, UserError, add_common_inference_flags, add_legacy_flags, atomic_write_bytes,
-                   evaluate_iter, inference_net, iter_images, legacy_device_id, list_images, load_model, non_negative,
-                   positive, precision_for, resolve_set, run_cli, say, select_device, setup_host, write_image)
+from images import find_pairs, iter_images, iter_pairs, list_images, write_image
+from inference import add_common_inference_flags, evaluate_iter, evaluate_pairs, prepare_inference
+from utils import ArgParser, UserError, add_legacy_flags, atomic_write_bytes, non_negative, positive, run_cli, say
+
+SET_ALIASES = {"Set68": "BSD68", "BSD68": "Set68"}  # one set: DnCNN-PyTorch's name and the ADNet port's
 
 
 def parse_args(argv=None):
@@ -34,6 +37,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def resolve_set(data_path, name):
+    """--test_data is a set name under --data_path, or a folder; Set68 and BSD68 stand for each other."""
+    alias = os.path.join(data_path, SET_ALIASES[name]) if name in SET_ALIASES else name
+    for candidate in (os.path.join(data_path, name), name, alias):
+        if os.path.isdir(candidate):
+            return candidate
+    raise UserError("test set %r not found (neither %s nor %s is a folder)"
+                    % (name, os.path.join(data_path, name), name))
+
+
 def save_row(row, save_dir, save_noisy):
     """Write one image's denoised (and noisy) result as soon as it is done; its arrays are then dropped."""
     stem = os.path.splitext(row.pop("name"))[0]
@@ -46,56 +59,55 @@ def save_row(row, save_dir, save_noisy):
 def write_csv(scores, save_dir):
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(["image", "psnr", "ssim"])
-    for name, value, ssim in scores:
-        writer.writerow([name, "%.4f" % value, "%.4f" % ssim])
+    pairs = bool(scores) and len(scores[0]) > 3
+    writer.writerow(["image", "psnr", "ssim"] + (["noisy_psnr"] if pairs else []))
+    for name, value, ssim, *noisy in scores:
+        writer.writerow([name, "%.4f" % value, "%.4f" % ssim] + ["%.4f" % v for v in noisy])
     atomic_write_bytes(os.path.join(save_dir, "results.csv"), table.getvalue().encode())
 
 
 def main(argv=None):
     args = parse_args(argv)
-    device = select_device(args.device, device_id=legacy_device_id(args))
-    setup_host(device)
-    model = load_model(args.logdir, args.arch, args.num_of_layers)
-    print("Loading model %s ..." % model.checkpoint_path)
-    if getattr(model, "output_note", None):
-        print(model.output_note)
+    device, model, net, precision = prepare_inference(args, args.logdir, announce=True)
     folder = resolve_set(args.data_path, args.test_data)
+    layout, pairs = find_pairs(folder) if args.test_noiseL == 0 else (None, [])
     files = list_images(folder)
-    precision = precision_for(args.amp, device)
-    if args.amp != "none":
-        print("precision: %s" % precision)
-    net, why = inference_net(model, device, args.backend, precision.dtype, fold=not args.no_fold)
-    print(why)
     if args.save_dir:
         os.makedirs(args.save_dir, exist_ok=True)
     # one image at a time (the next decoded ahead in a thread): memory does not grow with the set
-    rows = evaluate_iter(net, iter_images(files, channels=model.channels), args.test_noiseL, device,
-                         amp=precision.dtype, seed=args.seed, tile=args.tile, with_ssim=True, quiet=args.quiet,
-                         copies=args.copies, x8=args.x8, total=len(files))
+    if pairs:
+        print("%d pairs of already noisy and clean photos (%s): scored against the clean ones" % (len(pairs), layout))
+        rows = evaluate_pairs(net, iter_pairs(pairs), device, amp=precision.dtype, tile=args.tile, x8=args.x8,
+                              quiet=args.quiet, total=len(pairs))
+    else:
+        rows = evaluate_iter(net, iter_images(files, channels=model.channels), args.test_noiseL, device,
+                             amp=precision.dtype, seed=args.seed, tile=args.tile, with_ssim=True, quiet=args.quiet,
+                             copies=args.copies, x8=args.x8, total=len(files))
+    scored = bool(pairs) or args.test_noiseL > 0
     scores, count = [], 0
     for row in rows:
         count += 1
-        if args.test_noiseL == 0:
+        if not scored:
             say("%s denoised" % row["name"])
         else:
             say("%s PSNR %f SSIM %f" % (row["name"], row["psnr"], row["ssim"]))
-            scores.append((row["name"], row["psnr"], row["ssim"]))
+            scores.append((row["name"], row["psnr"], row["ssim"]) + ((row["noisy_psnr"],) if pairs else ()))
         if args.save_dir:
             save_row(row, args.save_dir, args.save_noisy)
     if not count:
         raise UserError("no usable image in %s" % folder)
-    if args.test_noiseL == 0:
+    if not scored:
         print("\ndenoised %d images (--test_noiseL 0: no clean reference, no PSNR)" % count)
     else:
         mean_psnr = sum(s[1] for s in scores) / len(scores)
         mean_ssim = float(np.nanmean([s[2] for s in scores]))
         print("\nPSNR on test data %f" % mean_psnr)
         print("SSIM on test data %f" % mean_ssim)
+        if pairs:
+            print("PSNR of the noisy inputs %f" % (sum(s[3] for s in scores) / len(scores)))
         if args.save_dir:
             write_csv(scores, args.save_dir)
     return 0
-
 
 if __name__ == "__main__":
     run_cli(main)

@@ -3,28 +3,28 @@
     python train.py --arch DnCNN --mode S --noiseL 25 --outf logs/DnCNN-S-25      # one process
     torchrun --nproc_per_node=8 train.py --arch ADNet ...                          # 8 processes
 """
-import math
 import os
-import statistics
 import sys
 import time
+from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
-from tqdm import tqdm
 
-from dataset import (PatchBatches, add_train_noise, ensure_patches, load_train_patches, load_val_images, patch_key,
-                     patch_spec, to_float)
 from camera_noise import DEFAULT_PROFILE, PROFILES as CAMERA_PROFILES, add_camera_noise
+from checkpoints import load_model, plain_state_dict
+from dataset import ensure_patches, load_train_patches, load_val_images, patch_key, patch_spec
+from device import add_device_flag, device_sync, dist_env, init_distributed, select_device, setup_host
+from inference import evaluate, inference_model
 from models import INITS, build_model, denoise, unwrap
+from precision import add_amp_flag, apex_amp, autocast, grad_scaler, precision_for
 from preprocess import add_preprocess_flags, resolve_arch
-from utils import (AMP_CHOICES, COMPILE_MIN_STEPS, ArgParser, UserError, add_legacy_flags, apex_amp, atomic_save,
-                   autocast, batch_psnr, compile_choice, compile_policy, compiler_ready, device_sync, dist_env,
-                   evaluate, grad_scaler, inference_model, init_distributed, legacy_device_id, load_model,
-                   non_negative, plain_state_dict, positive, precision_for, progress, read_checkpoint_file,
-                   remove_stale_temp_files, run_cli, select_device, setup_host, str2bool)
-
-WARMUP_STEPS = 5  # steps left out of the FPS figure (allocator, oneDNN kernel selection)
+from training import (COMPILE_MIN_STEPS, PatchBatches, Reporter, StepRace, Throughput, add_train_noise,
+                      compile_choice, compile_policy, patches_to_device,
+                      compiler_ready, elastic_restart, lr_at, noise_generator, read_training_checkpoint, resume_path,
+                      save_checkpoint, save_weights)
+from utils import (ArgParser, UserError, add_legacy_flags, batch_psnr, legacy_device_id, non_negative, positive,
+                   progress, remove_stale_temp_files, run_cli, shard, str2bool)
 
 
 def parse_args(argv=None):
@@ -58,10 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--patch_cache", default=None, metavar="DIR",
                    help="keep the patches in DIR/<key> instead of --h5_dir, the key a digest of the patch flags and the "
                         "data folders' contents: built when absent, reused otherwise")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "npu"))
-    p.add_argument("--amp", default="auto", choices=AMP_CHOICES,
-                   help="auto: bf16 on AMX/AVX512-BF16 CPUs and GPUs with native bf16, fp16 (+loss scaling) on other "
-                        "GPUs and NPUs, else fp32; bf16/fp16 the hardware would emulate run fp32 unless forced (bf16!)")
+    add_device_flag(p)
+    add_amp_flag(p, default="auto")
     p.add_argument("--opt_level", default="O2", help="apex opt level (fp16 on an NPU with apex only)")
     p.add_argument("--loss_scale", default="dynamic", help="apex / fp16 loss scale: 'dynamic' or a number")
     p.add_argument("--channels_last", type=str2bool, default=True)
@@ -103,78 +101,23 @@ def parse_args(argv=None):
     return args
 
 
-def lr_at(args, epoch, step, total_steps):
-    """The references' step schedule (DnCNN: /10 at the milestone; ADNet: /10 per 30 epochs past it), or cosine."""
-    if args.lr_schedule == "cosine":
-        progress = min(1.0, step / max(1, total_steps))
-        return args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * progress))
-    if args.arch == "ADNet":  # ADNet: epoch <= 30 full, then /10, /100, /1000 (0-based epoch index)
-        return args.lr / 10 ** min(3, sum(epoch > k * args.milestone for k in (1, 2, 3)))
-    return args.lr if epoch < args.milestone else args.lr / 10.0
-
-
-def noise_generator(seed, rank, step, device=torch.device("cpu")):
-    """Noise depends only on (seed, rank, step): every rank differs, and a resumed run draws the same. The
-    generator lives on the training device, so the noise is drawn there (another device draws other noise)."""
-    return torch.Generator(device=device).manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2 ** 63))
-
-
-class Throughput:
-    """Patches per second over the steps after each epoch's warm-up (over all steps while there are none)."""
-
-    def __init__(self, batch_size, warmup=WARMUP_STEPS):
-        self.batch_size, self.warmup = batch_size, warmup
-        self.steps = self.seconds = self.all_steps = self.all_seconds = self.last = 0
-
-    def update(self, seconds, step_in_epoch):
-        self.last = seconds
-        self.all_steps, self.all_seconds = self.all_steps + 1, self.all_seconds + seconds
-        if step_in_epoch > self.warmup:
-            self.steps, self.seconds = self.steps + 1, self.seconds + seconds
-
-    def per_second(self):
-        steps, seconds = (self.steps, self.seconds) if self.seconds else (self.all_steps, self.all_seconds)
-        return self.batch_size * steps / seconds if seconds else 0.0
-
-
-class StepRace:
-    """--compile auto on a long run: the first steps alternate eager and compiled (the first two untimed: warm-up
-    and compile), then the faster is kept, by the median of `rounds` timed steps each. Measured, not assumed:
-    the gain was +8 % on one CPU and -5 % on another (README, Performance)."""
-
-    MARGIN = 0.02  # the compiled step must be this much faster: a tie keeps the eager one (no recompiles)
-
-    def __init__(self, eager, compiled, rounds=3):
-        self.nets = {"eager": eager, "compiled": compiled}
-        self.schedule = ["eager", "compiled"] * (rounds + 1)
-        self.times = {"eager": [], "compiled": []}
-        self.turn = 0
-
-    @property
-    def current(self):
-        return self.schedule[self.turn]
-
-    def net(self):
-        return self.nets[self.current]
-
-    def record(self, seconds):
-        if self.turn >= 2:
-            self.times[self.current].append(seconds)
-        self.turn += 1
-
-    @property
-    def done(self):
-        return self.turn >= len(self.schedule)
-
-    def medians(self):
-        return statistics.median(self.times["eager"]), statistics.median(self.times["compiled"])
-
-    @classmethod
-    def verdict(cls, eager_s, compiled_s, rounds):
-        """(compile, why) from the two median step times."""
-        faster = compiled_s < eager_s * (1 - cls.MARGIN)
-        return faster, "compiled step %.3f s vs eager %.3f s, medians of %d: %s" % (
-            compiled_s, eager_s, rounds, "compiled kept" if faster else "eager kept")
+def setup_process(args):
+    """This process's place in the run, before any training (pytorch/examples' main_worker): its rank and
+    device, host set-up, the patches (built or waited for before the process group: no collective waits on
+    them), the process group, the output folder and the seed."""
+    rank, local_rank, world = dist_env()
+    if world > 1 and args.batchSize % world:
+        raise UserError("--batchSize %d does not split over %d processes" % (args.batchSize, world))
+    device = select_device(args.device, local_rank, legacy_device_id(args) if world == 1 else None)
+    malloc_tuned = setup_host(device, int(os.environ.get("LOCAL_WORLD_SIZE", world)), args.workers, training=True)
+    spec = ready_patches(args, local_rank)
+    init_distributed(device, args.timeout)
+    if rank == 0:
+        os.makedirs(args.outf, exist_ok=True)
+        remove_stale_temp_files(args.outf)  # a run killed mid-save leaves its temporary file behind
+    torch.manual_seed(args.seed + rank)
+    return SimpleNamespace(rank=rank, local_rank=local_rank, world=world, is_main=rank == 0, device=device,
+                           malloc_tuned=malloc_tuned, spec=spec)
 
 
 def ready_patches(args, local_rank):
@@ -190,26 +133,14 @@ def ready_patches(args, local_rank):
 
 
 class Trainer:
-    """One training run. Everything it holds is made in __init__; train_one_epoch() and end_epoch() (validate,
-    then save) are its verbs and run() the epoch loop. `model` is the bare network (weights, checkpoints,
-    validation), `net` what the step runs (DDP- and/or compile-wrapped)."""
+    """One training run's loop state and its verbs: train_one_epoch(), end_epoch() (validate, then save) and
+    run() the epoch loop. `model` is the bare network (weights, checkpoints, validation), `net` what the step
+    runs (DDP- and/or compile-wrapped)."""
 
-    def __init__(self, args, dtype=torch.float32):
+    def __init__(self, args, dtype=torch.float32, process=None):
         a = self.args = args
-        self.rank, self.local_rank, self.world = dist_env()
-        self.is_main = self.rank == 0
-        if self.world > 1 and a.batchSize % self.world:
-            raise UserError("--batchSize %d does not split over %d processes" % (a.batchSize, self.world))
-        self.device = select_device(a.device, self.local_rank, legacy_device_id(a) if self.world == 1 else None)
-        self.malloc_tuned = setup_host(self.device, int(os.environ.get("LOCAL_WORLD_SIZE", self.world)), a.workers,
-                                       training=True)
-        self.spec = ready_patches(a, self.local_rank)  # before the process group: no collective waits on it
-        init_distributed(self.device, a.timeout)
-        if self.is_main:
-            os.makedirs(a.outf, exist_ok=True)
-            remove_stale_temp_files(a.outf)  # a run killed mid-save leaves its temporary file behind
-        torch.manual_seed(a.seed + self.rank)
-
+        self.process = process or setup_process(args)
+        self.report = Reporter(a.outf, self.is_main, a.tensorboard)
         self.batches, self.val_images = self.load_data()
         # float64 only where tests compare Adam steps with the references' (fp32 rounding flips the sign of
         # Adam's first step on near-zero gradients, so two fp32 runs part after one step): test_step_parity
@@ -219,23 +150,21 @@ class Trainer:
         self.scaler = grad_scaler(self.precision, self.device, a.loss_scale)
         self.net = self.wrap(self.model)
 
-        # progress
         self.epoch, self.step, self.step_in_epoch, self.best_psnr = 0, 0, 0, -1.0
         self.total_steps = len(self.batches) * a.epochs
         if a.max_steps:
             self.total_steps = min(self.total_steps, a.max_steps)
-        self.lr = a.lr
-        self.loss = None
+        self.lr, self.loss = a.lr, None
         # a non-finite loss is noted on the device and read at the log interval and before saving: a per-step
         # check would make the host wait for the device every step
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         self.checked_step = 0
         self.last_save = time.monotonic()
         self.throughput = Throughput(a.batchSize)
-        self.writer = None
-        if self.is_main and a.tensorboard:
-            from tensorboardX import SummaryWriter
-            self.writer = SummaryWriter(a.outf)
+        restart = elastic_restart(self.device, self.world)
+        if restart and not a.resume:  # torchrun restarted the workers after a failure: go on from the last save
+            a.resume = "auto"
+            self.log("torchrun restart %d of %s: resuming from %s where it exists" % (restart + (resume_path(a),)))
         if a.resume:
             self.resume()
         self.compile_decision, self.compile_why = compile_policy(
@@ -248,9 +177,18 @@ class Trainer:
             self.net = self.compile(self.net)
         self.compiled = self.compile_decision == "on"
 
+    # the process's place in the run
+    rank = property(lambda self: self.process.rank)
+    world = property(lambda self: self.process.world)
+    is_main = property(lambda self: self.process.is_main)
+    device = property(lambda self: self.process.device)
+
+    def log(self, msg):
+        self.report.log(msg)
+
     def load_data(self):
         a = self.args
-        patches, attrs = load_train_patches(a.h5_dir, self.spec, strict_folder=a.data_given)
+        patches, attrs = load_train_patches(a.h5_dir, self.process.spec, strict_folder=a.data_given)
         self.log("# of training samples: %d (%s)" % (len(patches), ", ".join(
             "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times", "key")
             if k in attrs)))
@@ -312,13 +250,6 @@ class Trainer:
             raise UserError("--init_weights %s has %d channels, this run %d" % (path, start.channels, a.channels))
         return start.state_dict()
 
-    def log(self, msg):
-        if self.is_main:
-            tqdm.write(msg)  # keeps a progress bar (terminal only) below the log lines
-            sys.stdout.flush()
-            with open(os.path.join(self.args.outf, "train.log"), "a") as f:
-                f.write(msg + "\n")
-
     # ------------------------------------------------------------------ checkpoints
     def weights(self):
         """The bare network's fp32 CPU weights; under apex O2 the optimizer's fp32 master parameters."""
@@ -339,10 +270,10 @@ class Trainer:
             state["apex"] = self.apex.state_dict()
         return state
 
-    def save(self, name="checkpoint.pth"):
+    def save(self):
         self.check_finite()  # never replace the last good checkpoint with a diverged one
         if self.is_main:
-            atomic_save(self.state(), os.path.join(self.args.outf, name))
+            save_checkpoint(self.state(), self.args.outf)
         self.last_save = time.monotonic()
 
     def save_due(self):
@@ -353,20 +284,13 @@ class Trainer:
 
     def resume(self):
         a = self.args
-        path = os.path.join(a.outf, "checkpoint.pth") if a.resume == "auto" else a.resume
+        path = resume_path(a)
         if not os.path.isfile(path):
             if a.resume == "auto":
                 self.log("no checkpoint at %s: starting a new run" % path)
                 return
             raise UserError("--resume: no such checkpoint %s" % path)
-        ckpt = read_checkpoint_file(path)
-        if not isinstance(ckpt, dict) or "optimizer" not in ckpt or "model" not in ckpt:
-            raise UserError("--resume: %s is not a training checkpoint of train.py (use its checkpoint.pth)" % path)
-        saved = ckpt.get("args", {})
-        for key in ("arch", "num_of_layers", "mode", "channels"):  # what the weights and patches depend on
-            if key in saved and saved[key] != getattr(a, key) and not (key == "num_of_layers" and a.arch == "ADNet"):
-                raise UserError("--resume: %s was trained with --%s %s, this run asks for %s"
-                                % (path, key, saved[key], getattr(a, key)))
+        ckpt = read_training_checkpoint(path, a)
         try:  # apex's documented order: after amp.initialize, model, optimizer, then amp
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -379,6 +303,16 @@ class Trainer:
         if "rng_cpu" in ckpt:
             torch.set_rng_state(ckpt["rng_cpu"])
         self.log("resumed from %s: %d epochs and %d steps done" % (path, self.epoch, self.step))
+        self.agree_on_step()
+
+    def agree_on_step(self):
+        """Every rank resumed from the same save (on several nodes, --outf must be a disk they all share)."""
+        if self.world > 1:
+            steps = torch.tensor([self.step, -self.step], dtype=torch.float32, device=self.device)
+            torch.distributed.all_reduce(steps, op=torch.distributed.ReduceOp.MAX)
+            if steps[0].item() != -steps[1].item():
+                raise UserError("the ranks resumed at different steps (%d to %d): is --outf on a disk all nodes "
+                                "share?" % (-steps[1].item(), steps[0].item()))
 
     def resume_scaler(self, ckpt):
         """The saved loss-scaler state where this run scales the loss the same way; a fresh one otherwise
@@ -399,8 +333,8 @@ class Trainer:
         per-patch uniforms) replaces the generator's, so the references' step can be given the same ones."""
         a = self.args
         if self.device.type != "cpu":
-            batch_u8 = batch_u8.pin_memory()  # so the copy in to_float is asynchronous
-        clean = to_float(batch_u8, self.device, a.channels_last, self.dtype)
+            batch_u8 = batch_u8.pin_memory()  # so the copy in patches_to_device is asynchronous
+        clean = patches_to_device(batch_u8, self.device, a.channels_last, self.dtype)
         gen = noise_generator(a.seed, self.rank, self.step, self.device)
         if a.noise_model == "camera":
             return clean, add_camera_noise(clean, gen, a.camera_profile)
@@ -476,10 +410,7 @@ class Trainer:
         self.log("[epoch %d][%d/%d] loss: %.4f PSNR_train: %.4f time: %.3f FPS: %.3f"
                  % (self.epoch + 1, self.step_in_epoch, len(self.batches), loss, psnr_train, self.throughput.last,
                     self.throughput.per_second()))
-        if self.writer:
-            self.writer.add_scalar("loss", loss, self.step)
-            self.writer.add_scalar("PSNR_train", psnr_train, self.step)
-            self.writer.add_scalar("lr", self.lr, self.step)
+        self.report.scalars(self.step, loss=loss, PSNR_train=psnr_train, lr=self.lr)
 
     def validate(self):
         """Mean PSNR on the validation images, split over the ranks, seeded noise (the test protocol).
@@ -489,7 +420,7 @@ class Trainer:
         copy = self.new_model()
         copy.load_state_dict(self.weights())
         net = inference_model(copy, self.device)
-        mine = self.val_images[self.rank::self.world]
+        mine = shard(self.val_images, self.rank, self.world)
         rows = evaluate(net, mine, self.args.val_noiseL, self.device) if mine else []
         total = torch.tensor([sum(r["psnr"] for r in rows), float(len(rows))])  # fp32: HCCL has no fp64 sum
         if self.world > 1:
@@ -501,22 +432,15 @@ class Trainer:
         """Validate, then write best_model.pth (when better), net.pth and checkpoint.pth."""
         psnr_val, rows = self.validate()
         self.log("\n[epoch %d] PSNR_val: %.4f" % (self.epoch + (1 if self.step_in_epoch else 0), psnr_val))
-        if self.writer:
-            self.writer.add_scalar("PSNR_val", psnr_val, self.epoch)
-            self.writer.add_scalar("lr_epoch", self.lr, self.epoch)
-            if rows:
-                for tag, img in (("images/clean", self.val_images[0][1]), ("images/noisy", rows[0]["noisy"].clip(0, 1)),
-                                 ("images/denoised", rows[0]["denoised"])):
-                    self.writer.add_image(tag, img[::-1].copy(), self.epoch)  # BGR -> RGB (gray: as it is)
-        weights = self.weights()
-        if self.args.save_module_prefix:
-            weights = {"module." + k: v for k, v in weights.items()}
-        if psnr_val > self.best_psnr:
-            self.best_psnr = psnr_val
-            if self.is_main:
-                atomic_save(weights, os.path.join(self.args.outf, "best_model.pth"))
+        self.report.scalars(self.epoch, PSNR_val=psnr_val, lr_epoch=self.lr)
+        if rows:
+            self.report.images(self.epoch, (("images/clean", self.val_images[0][1]),
+                                            ("images/noisy", rows[0]["noisy"].clip(0, 1)),
+                                            ("images/denoised", rows[0]["denoised"])))
+        is_best = psnr_val > self.best_psnr
+        self.best_psnr = max(self.best_psnr, psnr_val)
         if self.is_main:
-            atomic_save(weights, os.path.join(self.args.outf, "net.pth"))
+            save_weights(self.weights(), self.args.outf, is_best, self.args.save_module_prefix)
         self.save()
 
     def run(self):
@@ -525,7 +449,7 @@ class Trainer:
                  % (a.arch, self.device, self.world, self.precision.name, a.channels_last, len(self.batches),
                     a.batchSize))
         self.log("precision: %s" % self.precision)
-        if self.malloc_tuned:
+        if self.process.malloc_tuned:
             self.log("host memory: malloc keeps freed blocks for reuse by the next step (glibc)")
         if self.race:
             self.log("compile: measuring: eager and compiled steps in turn for the first %d steps (%s)"
@@ -542,8 +466,7 @@ class Trainer:
         self.log("best PSNR_val: %.4f" % self.best_psnr)
         self.log("loss: %.6f" % (self.loss.item() if self.loss is not None else float("nan")))
         self.log("training time: %.1f s" % (time.time() - start))
-        if self.writer:
-            self.writer.close()
+        self.report.close()
         return 0
 
 
@@ -561,7 +484,7 @@ def relaunch_legacy(args, argv):
             os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
         return None
     import subprocess
-    env = dict(os.environ)
+    env = dict(os.environ, TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1")  # restarts get a fresh store (restart_store)
     if args.device_list:
         env.setdefault("CUDA_VISIBLE_DEVICES", args.device_list)
         env.setdefault("ASCEND_RT_VISIBLE_DEVICES", args.device_list)

@@ -1,6 +1,7 @@
 # Shared by the test/*.sh wrappers (Ascend ModelZoo conventions). Source it; do not run it.
 # Flags: --data_path= (training), --arch=DnCNN|ADNet, --device_id=, --nproc=, --epochs=, --batch_size=,
-#        --mode=S|B, --noiseL=, --nnodes=, --node_rank=, --master_addr=, --master_port=; all else goes to the script.
+#        --mode=S|B, --noiseL=, --nnodes=, --node_rank=, --master_addr=, --master_port=, --max_restarts= (torchrun
+#        restarts failed workers that many times; they resume from the last checkpoint); all else goes to the script.
 # Environment: max_steps=N stops training after N steps, nproc=N caps the processes (both for quick checks),
 #              output_root=DIR writes logs, runs and the patch cache under DIR instead of test/output (the tests).
 test_path_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +20,7 @@ for para in "$@"; do
     --mode=*) mode=${para#*=};;
     --noiseL=*) noiseL=${para#*=};;
     --nnodes=*) nnodes=${para#*=};;
+    --max_restarts=*) max_restarts=${para#*=};;
     --node_rank=*) node_rank=${para#*=};;
     --master_addr=*) master_addr=${para#*=};;
     --master_port=*) master_port=${para#*=};;
@@ -98,7 +100,10 @@ run_training() {
   local epoch_args=(); [ -n "$epochs" ] && epoch_args=(--epochs "$epochs")
   local launcher=("$PYTHON")
   if [ "$RankSize" -gt 1 ] || [ "$nnodes" -gt 1 ]; then
-    launcher=("$PYTHON" -m torch.distributed.run --nproc_per_node="$RankSize" --nnodes="$nnodes" --node_rank="$node_rank")
+    # a fresh store per rendezvous round: restarted workers never read what a failed attempt left (device.restart_store)
+    launcher=(env TORCH_DISABLE_SHARE_RDZV_TCP_STORE="${TORCH_DISABLE_SHARE_RDZV_TCP_STORE:-1}"
+              "$PYTHON" -m torch.distributed.run --nproc_per_node="$RankSize" --nnodes="$nnodes" --node_rank="$node_rank"
+              --max-restarts="${max_restarts:-0}")
     if [ -n "$master_addr" ]; then launcher+=(--master_addr="$master_addr" --master_port="$master_port"); else launcher+=(--standalone); fi
     [ "$devices" -gt 0 ] || export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
   fi

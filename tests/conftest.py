@@ -25,6 +25,18 @@ def run_script(*args, env=None, timeout=600, cwd=None):
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or ROOT)
 
 
+def training_workers(outf):
+    """pids of the train.py processes (not their torchrun agents) writing to outf."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(a.endswith("train.py") for a in argv) and outf in argv and "torch.distributed.run" not in argv:
+            yield int(pid)
+
+
 def psnr_on_test_data(stdout):
     """The mean PSNR from test.py's reference log line 'PSNR on test data X'."""
     found = re.search(r"PSNR on test data ([\d.]+)", stdout)

@@ -1,19 +1,23 @@
-"""Helper for test_distributed: gradients of one step on a fixed global batch, run under torchrun or alone."""
+"""Helper for test_distributed and test_multinode: gradients of one step on a fixed global batch, run under
+torchrun or alone.  python ddp_grad_check.py OUT_FILE TRAIN_FLAGS... (where the patches are: --h5_dir, or
+--data_path and --patch_cache; and --outf)."""
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from dataset import to_float  # noqa: E402
+from training import patches_to_device  # noqa: E402
 from train import Trainer, parse_args  # noqa: E402
 
 
-def main(h5_dir, out_file):
-    args = parse_args(["--h5_dir", h5_dir, "--outf", os.path.dirname(out_file), "--amp", "none", "--num_of_layers", "5",
-                       "--batchSize", "8", "--tensorboard", "False", "--quiet"])
+def main(out_file, train_flags):
+    """One optimizer step at lr 0 on the first 8 patches (the global batch), split over the ranks; rank 0 saves
+    the gradients."""
+    args = parse_args(train_flags + ["--amp", "none", "--num_of_layers", "5", "--batchSize", "8",
+                                     "--tensorboard", "False", "--quiet"])
     trainer = Trainer(args)
-    clean = to_float(trainer.batches.patches[:8], trainer.device)
+    clean = patches_to_device(trainer.batches.patches[:8], trainer.device)
     noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(123))
     per_rank = 8 // trainer.world
     mine = slice(trainer.rank * per_rank, (trainer.rank + 1) * per_rank)
@@ -28,4 +32,4 @@ def main(h5_dir, out_file):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2:])

@@ -7,8 +7,11 @@ import torch
 
 from conftest import ROOT, SHARED, make_image, needs_shared, psnr_on_test_data, run_script
 from models import build_model
-from utils import (OnnxRuntimeNet, UserError, cached_onnx, choose_backend, denoise_any, evaluate, inference_model,
-                   load_model, read_images)
+from checkpoints import load_model
+from images import iter_images, list_images
+from inference import choose_backend, denoise_any, evaluate, inference_model
+from onnx_backend import OnnxRuntimeNet, cached_onnx
+from utils import UserError
 
 SHIPPED = {arch: os.path.join(ROOT, "weights", "%s-S-25" % arch) for arch in ("DnCNN", "ADNet")}
 
@@ -71,7 +74,7 @@ def test_export_is_cached_per_weights(onnx_cache):
 @needs_shared
 def test_set12_psnr_same_on_both_backends_whole_and_tiled():
     model = load_model(SHIPPED["DnCNN"])
-    images = read_images(os.path.join(SHARED, "data", "Set12"))
+    images = list(iter_images(list_images(os.path.join(SHARED, "data", "Set12")), prefetch=False))
     eager, ort = inference_model(model, torch.device("cpu")), OnnxRuntimeNet(model)
     # four images, whole and tiled (the suite's time budget; the parity tests run all of Set12 and Set68
     # through test.py, whose default is this backend, against the references' figures to 0.001 dB)
@@ -92,14 +95,14 @@ def test_test_py_says_which_backend(tmp_path, tiny_data):
 def test_auto_tiles_are_smaller_for_onnxruntime(monkeypatch):
     """ONNX Runtime holds more feature maps per tile than torch: its automatic tiles count more of them, and
     the tiled output still equals torch's whole-image output."""
-    import utils
+    import inference
     model = load_model(SHIPPED["DnCNN"])
     eager, ort = inference_model(model, torch.device("cpu")), OnnxRuntimeNet(model)
-    assert ort.live_feature_maps > utils.LIVE_FEATURE_MAPS
+    assert ort.live_feature_maps > inference.LIVE_FEATURE_MAPS
     budget = 2 * 2 ** 20  # a small budget so a small image tiles
-    monkeypatch.setattr(utils, "tile_budget", lambda device, available=None: budget)
-    chosen, plain = [], utils.auto_tile
-    monkeypatch.setattr(utils, "auto_tile", lambda *a, **k: chosen.append(plain(*a, **k)) or chosen[-1])
+    monkeypatch.setattr(inference, "tile_budget", lambda device, available=None: budget)
+    chosen, plain = [], inference.auto_tile
+    monkeypatch.setattr(inference, "auto_tile", lambda *a, **k: chosen.append(plain(*a, **k)) or chosen[-1])
     noisy = next(noisy_images(1, shapes=((1, 90, 120),)))
     whole = denoise_any(eager, noisy, torch.device("cpu"), tile=0)
     tiled = [denoise_any(net, noisy, torch.device("cpu"), tile=-1) for net in (eager, ort)]

@@ -7,7 +7,8 @@ import torch
 
 from conftest import SHARED, needs_shared
 from models import build_model
-from utils import UserError, load_model
+from checkpoints import load_model
+from utils import UserError
 
 REF = os.path.join(SHARED, "reference_weights")
 

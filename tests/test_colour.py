@@ -11,7 +11,10 @@ import torch
 
 from conftest import SHARED, make_image, needs_shared, psnr_on_test_data, run_script
 from models import ADNet, build_model, denoise, outputs_noise
-from utils import denoise_image, dihedral, evaluate, load_model, psnr, read_image, ssim, undo_dihedral
+from checkpoints import load_model
+from images import read_image
+from inference import denoise_image, dihedral, evaluate, undo_dihedral
+from utils import psnr, ssim
 
 REF = os.path.join(SHARED, "reference_weights")
 DATA = os.path.join(SHARED, "data")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import train
-import utils
-from utils import COMPILE_MIN_STEPS, compile_choice, compile_policy, compiler_ready
+import training
+from training import COMPILE_MIN_STEPS, compile_choice, compile_policy, compiler_ready
 
 READY = (True, "inductor with g++")
 
@@ -28,7 +28,7 @@ def test_compile_policy(choice, device, steps, ready, apex, expected, why):
 
 
 def test_step_race_alternates_then_keeps_the_faster():
-    race = train.StepRace("E", "C", rounds=3)
+    race = training.StepRace("E", "C", rounds=3)
     seen = []
     fake = {"E": [9.0, 1.0, 1.2, 0.9], "C": [60.0, 0.8, 0.7, 5.0]}  # first of each untimed (warm-up, compile)
     while not race.done:
@@ -37,9 +37,9 @@ def test_step_race_alternates_then_keeps_the_faster():
         race.record(fake[net].pop(0))
     assert seen == ["E", "C"] * 4
     assert race.medians() == (1.0, 0.8)  # the 60 s compile and the 9 s warm-up left out; one slow step is not the median
-    assert train.StepRace.verdict(1.0, 0.8, 3)[0] is True
-    assert train.StepRace.verdict(1.0, 0.99, 3)[0] is False  # within the margin: eager kept
-    assert "eager kept" in train.StepRace.verdict(1.0, 1.1, 3)[1]
+    assert training.StepRace.verdict(1.0, 0.8, 3)[0] is True
+    assert training.StepRace.verdict(1.0, 0.99, 3)[0] is False  # within the margin: eager kept
+    assert "eager kept" in training.StepRace.verdict(1.0, 1.1, 3)[1]
 
 
 def test_compile_flag_values():
@@ -99,8 +99,8 @@ def test_compiled_step_equals_eager_and_checkpoints_stay_plain(tiny_h5, tmp_path
 
 @pytest.mark.skipif(not compiler_ready("cpu")[0], reason="no C++ compiler: torch.compile cannot build CPU code here")
 def test_auto_times_both_steps_then_keeps_one(tiny_h5, tmp_path, monkeypatch):
-    monkeypatch.setattr(utils, "COMPILE_MIN_STEPS", 0)
-    monkeypatch.setattr(train, "compile_policy", lambda *a, **k: utils.compile_policy(*a, **dict(k, min_steps=0)))
+    monkeypatch.setattr(training, "COMPILE_MIN_STEPS", 0)
+    monkeypatch.setattr(train, "compile_policy", lambda *a, **k: training.compile_policy(*a, **dict(k, min_steps=0)))
     t = _trainer(tiny_h5, tmp_path, "auto", "--max_steps", "9")
     assert t.race is not None and not t.compiled
     assert t.run() == 0 and t.race is None and t.step == 9

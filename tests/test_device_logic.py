@@ -12,11 +12,13 @@ import pytest
 import torch
 import torch.nn as nn
 
+import device
+import precision
 import train
-import utils
 from conftest import run_script
 from models import build_model, fold_batchnorm
-from utils import UserError, device_caps, grad_scaler, precision_policy
+from precision import device_caps, precision_policy
+from utils import UserError
 
 CPU_AVX2 = {"kind": "cpu", "fast": {}}
 CPU_AVX512_BF16 = {"kind": "cpu", "fast": {"bf16": "AVX512-BF16"}}
@@ -185,7 +187,7 @@ class FakeApexAmp:
 def test_apex_o2_validates_and_saves_fp32_master_weights(tiny_h5, tmp_path, monkeypatch):
     fake = FakeApexAmp()
     monkeypatch.setattr(train, "apex_amp", lambda: fake)
-    monkeypatch.setattr(utils, "device_caps", lambda device: dict(NPU_APEX, kind="cpu"))
+    monkeypatch.setattr(precision, "device_caps", lambda device: dict(NPU_APEX, kind="cpu"))
     args = train.parse_args(["--h5_dir", tiny_h5, "--outf", str(tmp_path), "--amp", "fp16", *FAST])
     trainer = train.Trainer(args)
     assert trainer.apex is fake and trainer.precision.scaler == "apex"
@@ -238,29 +240,29 @@ def test_save_minutes_then_kill_resumes_from_the_timed_save(tiny_h5, tmp_path):
     ("cpu", "glibc", True, True), ("cpu", "glibc", False, False), ("cuda", "glibc", True, False),
     ("npu", "glibc", True, False), ("cpu", "", True, False), ("cpu", "musl", True, False)])
 def test_malloc_is_tuned_only_for_cpu_training_on_glibc(device_type, libc, training, expected):
-    assert utils.keeps_freed_memory(device_type, libc, training) is expected
+    assert device.keeps_freed_memory(device_type, libc, training) is expected
 
 
 def test_setup_host_leaves_malloc_alone_for_a_device_run(monkeypatch):
-    monkeypatch.setattr(utils, "keep_freed_memory", lambda: pytest.fail("malloc tuned for a GPU run"))
-    monkeypatch.setattr(utils, "set_cpu_threads", lambda *a: None)
-    assert utils.setup_host(torch.device("cuda"), training=True) is False
+    monkeypatch.setattr(device, "keep_freed_memory", lambda: pytest.fail("malloc tuned for a GPU run"))
+    monkeypatch.setattr(device, "set_cpu_threads", lambda *a: None)
+    assert device.setup_host(torch.device("cuda"), training=True) is False
 
 
 def test_keep_freed_memory_reports_a_malloc_without_mallopt():
-    assert utils.keep_freed_memory(types.SimpleNamespace()) is False  # no mallopt: musl, macOS
+    assert device.keep_freed_memory(types.SimpleNamespace()) is False  # no mallopt: musl, macOS
     refused = types.SimpleNamespace(mallopt=lambda param, value: 0)
-    assert utils.keep_freed_memory(refused) is False
+    assert device.keep_freed_memory(refused) is False
 
 
 FAULTS = """
 import resource, sys, torch
 sys.path.insert(0, %r)
-import utils
+import device
 if sys.argv[1] == "tuned":
-    assert utils.setup_host(torch.device("cpu"), training=True)
+    assert device.setup_host(torch.device("cpu"), training=True)
 elif sys.argv[1] == "inference":
-    assert not utils.setup_host(torch.device("cpu"))
+    assert not device.setup_host(torch.device("cpu"))
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 counts = []
@@ -272,7 +274,7 @@ print(sum(counts[2:]))  # the first uses fault the memory in in any case
 """
 
 
-@pytest.mark.skipif(utils.libc_name() != "glibc", reason="malloc tuning applies to glibc only")
+@pytest.mark.skipif(device.libc_name() != "glibc", reason="malloc tuning applies to glibc only")
 def test_a_tuned_process_reuses_freed_blocks_instead_of_faulting_them_in_again(tmp_path):
     import subprocess
     script = FAULTS % os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

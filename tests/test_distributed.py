@@ -16,10 +16,11 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 def test_two_process_gradients_equal_one_process(tiny_h5, tmp_path):
     helper = os.path.join(ROOT, "tests", "ddp_grad_check.py")
-    one = subprocess.run([sys.executable, helper, tiny_h5, str(tmp_path / "g1.pt")], env=ENV, capture_output=True,
+    one = subprocess.run([sys.executable, helper, str(tmp_path / "g1.pt"), "--h5_dir", tiny_h5, "--outf",
+                          str(tmp_path)], env=ENV, capture_output=True,
                          text=True, timeout=300)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run(TORCHRUN + ["--nproc_per_node=2", helper, tiny_h5, str(tmp_path / "g2.pt")], env=ENV,
+    two = subprocess.run(TORCHRUN + ["--nproc_per_node=2", helper, str(tmp_path / "g2.pt"), "--h5_dir", tiny_h5, "--outf", str(tmp_path)], env=ENV,
                          capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr
     g1, g2 = torch.load(tmp_path / "g1.pt"), torch.load(tmp_path / "g2.pt")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import make_image, run_script
-from utils import UserError, read_image, read_images
+from images import iter_images, list_images, read_image
+from utils import UserError
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def messy_folder(tmp_path):
 
 
 def test_messy_folder_reads_the_usable_images(messy_folder, capsys):
-    images = read_images(str(messy_folder))
+    images = list(iter_images(list_images(str(messy_folder)), prefetch=False))
     names = [os.path.basename(f) for f, _ in images]
     assert names == ["B_UPPER.PNG", "a_gray.png", "c_16bit.png", "d_color.png", "e_rgba.png", "f_tiny.png"]
     warned = capsys.readouterr().err
@@ -49,8 +50,9 @@ def test_gray_matches_reference_first_channel(messy_folder):
 
 def test_folder_without_images_is_an_error(tmp_path):
     (tmp_path / "Thumbs.db").write_bytes(b"x")
-    with pytest.raises(UserError, match="no usable image"):
-        read_images(str(tmp_path))
+    assert list_images(str(tmp_path)) == []
+    with pytest.raises(UserError, match="no such folder"):
+        list_images(str(tmp_path / "missing"))
 
 
 def test_test_py_on_messy_folder(messy_folder, tmp_path):

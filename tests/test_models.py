@@ -4,7 +4,8 @@ import torch
 
 from conftest import ROOT
 from models import ADNet, DnCNN, build_model, denoise, fold_batchnorm, receptive_radius
-from utils import denoise_image, load_model
+from checkpoints import load_model
+from inference import denoise_image
 
 
 def test_dncnn_parameter_names_match_saoyan():

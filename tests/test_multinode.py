@@ -1,9 +1,8 @@
 """Two nodes on one machine: two torchrun launchers (agents) that meet at a rendezvous, as two hosts would.
 
 Each "node" has its own --patch_cache and --outf, as on machines without a shared disk: each builds its patches
-once (its local rank 0), and only global rank 0 writes checkpoints. Run as a script, this file is the helper
-the gradient test launches (one step's gradients on a fixed global batch, like ddp_grad_check.py, with the
-patches built through --patch_cache).
+once (its local rank 0), and only global rank 0 writes checkpoints. The gradient test runs ddp_grad_check.py
+(one step's gradients on a fixed global batch) with the patches built through --patch_cache.
 """
 import os
 import socket
@@ -12,34 +11,11 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+GRADS = os.path.join(ROOT, "tests", "ddp_grad_check.py")
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 BUILT = "training set:"  # dataset.build_patches prints it once per build, from whichever rank builds
 TINY = ["--batchSize", "16", "--num_of_layers", "5", "--tensorboard", "False", "--quiet"]
 OUTPUTS = ("net.pth", "best_model.pth", "checkpoint.pth", "train.log")
-
-
-def grads_main(data, cache, outf, out_file):
-    """One optimizer step at lr 0 on the first 8 patches (the global batch), split over the ranks; rank 0 saves
-    the gradients."""
-    import torch
-    sys.path.insert(0, ROOT)
-    from dataset import to_float
-    from train import Trainer, parse_args
-    args = parse_args(["--data_path", data, "--patch_cache", cache, "--outf", outf, "--amp", "none",
-                       "--num_of_layers", "5", "--batchSize", "8", "--tensorboard", "False", "--quiet"])
-    trainer = Trainer(args)
-    clean = to_float(trainer.batches.patches[:8], trainer.device)
-    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(123))
-    per_rank = 8 // trainer.world
-    mine = slice(trainer.rank * per_rank, (trainer.rank + 1) * per_rank)
-    trainer.net.eval()  # batch-norm in eval mode: each rank's batch statistics would differ otherwise
-    trainer.optimize(clean[mine], noisy[mine], lr=0.0)
-    if trainer.rank == 0:
-        torch.save({k: p.grad.clone() for k, p in trainer.model.named_parameters()}, out_file)
-    if trainer.world > 1:
-        torch.distributed.destroy_process_group()
-        sys.stdout.flush()
-        os._exit(0)  # as train.py: the native teardown after a gloo process group can abort
 
 
 def _free_port():
@@ -85,14 +61,15 @@ def _one_build_each(caches, outputs):
 
 def test_two_nodes_gradients_equal_one_process(tiny_data, tmp_path):
     import torch
-    one = subprocess.run([sys.executable, __file__, tiny_data, str(tmp_path / "cache_single"),
-                          str(tmp_path / "single"), str(tmp_path / "g1.pt")], env=ENV, capture_output=True, text=True,
-                         timeout=240)
+    one = subprocess.run([sys.executable, GRADS, str(tmp_path / "g1.pt"), "--data_path", tiny_data, "--patch_cache",
+                          str(tmp_path / "cache_single"), "--outf", str(tmp_path / "single")], env=ENV,
+                         capture_output=True, text=True, timeout=240)
     assert one.returncode == 0, one.stdout + one.stderr
     port = _free_port()
     caches = [str(tmp_path / ("cache%d" % n)) for n in (0, 1)]
     results = _two_nodes(lambda n: (_c10d_launcher(port) + [
-        __file__, tiny_data, caches[n], str(tmp_path / ("out%d" % n)), str(tmp_path / "g2.pt")], ENV, ROOT))
+        GRADS, str(tmp_path / "g2.pt"), "--data_path", tiny_data, "--patch_cache", caches[n], "--outf",
+        str(tmp_path / ("out%d" % n))], ENV, ROOT))
     assert [rc for rc, _ in results] == [0, 0], results
     _one_build_each(caches, [out for _, out in results])
     g1, g2 = torch.load(tmp_path / "g1.pt"), torch.load(tmp_path / "g2.pt")
@@ -145,7 +122,3 @@ def test_two_nodes_through_the_8p_wrapper(tiny_data, tmp_path):
     assert all((run0 / name).is_file() for name in OUTPUTS), os.listdir(run0)
     assert not run1.exists() or not os.listdir(run1)
     assert "Final Performance images/sec : NaN" in results[1][1]  # node 1 logs no training line
-
-
-if __name__ == "__main__":
-    grads_main(*sys.argv[1:5])

@@ -12,12 +12,14 @@ import pytest
 import torch
 
 import demo
-import utils
+import inference
 from conftest import ROOT, SHARED, make_image, needs_shared, run_script
 from models import build_model, denoise, receptive_radius
-from utils import (AUTO_TILE, CPU_WORKING_SET, MIN_TILE, UserError, auto_tile, decode_image, denoise_any,
-                   denoise_image, evaluate, evaluate_iter, inference_model, list_images, orient, plan_outputs,
-                   prefetched, read_image, shard, tile_budget, tile_size, tile_spans)
+from demo import plan_outputs
+from images import decode_image, list_images, orient, prefetched, read_image
+from inference import (AUTO_TILE, CPU_WORKING_SET, MIN_TILE, auto_tile, denoise_any, denoise_image, evaluate,
+                       evaluate_iter, inference_model, tile_budget, tile_size, tile_spans)
+from utils import UserError, shard
 
 CPU = torch.device("cpu")
 
@@ -311,7 +313,7 @@ def test_auto_tile_fits_the_budget():
     assert auto_tile(321, 481, 3, 512 * mib) == 0  # a test image: whole
     for channels, precision, budget in ((3, 4, 512 * mib), (1, 2, 512 * mib), (3, 4, 64 * mib), (3, 2, 3 * 2 ** 30)):
         tile = auto_tile(3000, 4000, channels, budget, precision, radius=17)
-        per_pixel = utils.LIVE_FEATURE_MAPS * 64 * precision + 16 * channels
+        per_pixel = inference.LIVE_FEATURE_MAPS * 64 * precision + 16 * channels
         assert (tile + 34) ** 2 * per_pixel <= budget < (tile + 35) ** 2 * per_pixel, (channels, precision)
     assert auto_tile(3000, 4000, 3, 512 * mib, 2) > auto_tile(3000, 4000, 3, 512 * mib, 4)  # bf16: larger tiles
     assert auto_tile(3000, 4000, 3, 512 * mib, batch=3) < auto_tile(3000, 4000, 3, 512 * mib)
@@ -324,7 +326,7 @@ def test_tile_budget(monkeypatch):
     assert tile_budget(CPU, available=gib // 2) == gib // 4  # half of what is free
     assert tile_budget(torch.device("cuda"), available=10 * gib) == 8 * gib
     monkeypatch.setitem(sys.modules, "psutil", None)  # without psutil: /proc/meminfo
-    free = utils.memory_available(CPU)
+    free = inference.memory_available(CPU)
     if os.path.isfile("/proc/meminfo"):
         total = int(open("/proc/meminfo").read().split("MemTotal:")[1].split()[0]) * 1024
         assert 0 < free <= total
@@ -352,11 +354,11 @@ def test_tiled_equals_whole(arch, channels, size, tile, monkeypatch):
     noisy = torch.rand((1, channels) + size, generator=torch.Generator().manual_seed(1))
     whole = denoise_image(net, noisy, CPU, tile=0)
     assert (denoise_image(net, noisy, CPU, tile=tile) - whole).abs().max() <= 1e-6
-    monkeypatch.setattr(utils, "tile_budget", lambda device: 400_000)  # AUTO_TILE with little memory: tiles
+    monkeypatch.setattr(inference, "tile_budget", lambda device: 400_000)  # AUTO_TILE with little memory: tiles
     assert 0 < auto_tile(size[0], size[1], channels, 400_000, radius=receptive_radius(net)) < max(size)
     assert (denoise_image(net, noisy, CPU, tile=AUTO_TILE) - whole).abs().max() <= 1e-6
     # the test can fail: one pixel less overlap than the receptive radius shows
-    monkeypatch.setattr(utils, "receptive_radius", lambda net: receptive_radius(net) - 1)
+    monkeypatch.setattr(inference, "receptive_radius", lambda net: receptive_radius(net) - 1)
     assert (denoise_image(net, noisy, CPU, tile=tile) - whole).abs().max() > 1e-5
 
 
@@ -403,7 +405,7 @@ def test_progress_advances_per_tile_to_one_image():
         steps = []
         denoise_any(net, noisy, CPU, on_progress=steps.append, **kwargs)
         assert len(steps) > 2 and abs(sum(steps) - 1.0) < 1e-9, kwargs
-    bar = utils.ImageProgress(2, quiet=True)
+    bar = demo.ImageProgress(2, quiet=True)
     bar.start(1_000_000)
     for _ in range(3):
         bar.advance(0.5)  # a retry's repeated work is not counted past the image

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import SHARED, needs_shared, run_script
-from dataset import (PatchBatches, add_train_noise, data_augmentation, image_to_patches, load_train_patches,
-                     load_val_images, prepare_data)
+from dataset import data_augmentation, image_to_patches, load_train_patches, load_val_images, prepare_data
+from training import PatchBatches, add_train_noise
 from utils import UserError
 
 # OpenCV's uint8 bicubic resize rounds differently per instruction set, so the reference patches are

@@ -22,7 +22,10 @@ import torch
 from conftest import ROOT, SHARED, make_image, needs_shared
 from dataset import default_arch, default_folders
 from models import build_model
-from utils import UserError, device_index, legacy_device_id, resolve_set, select_device
+from device import device_index, select_device
+from utils import legacy_device_id
+from test import resolve_set
+from utils import UserError
 
 DNCNN_LINES = [
     "pip install -r 1.5_requirements.txt",

@@ -10,7 +10,7 @@ import torch
 from conftest import ROOT, SHARED, needs_shared, psnr_on_test_data, run_script
 from test_parity import SET68_SUBSET
 from models import denoise, fold_batchnorm
-from utils import load_model
+from checkpoints import load_model
 
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "weights", "*", "net.pth")))
 pytestmark = pytest.mark.skipif(not SHIPPED, reason="no weights/*/net.pth shipped yet")
@@ -20,13 +20,13 @@ pytestmark = pytest.mark.skipif(not SHIPPED, reason="no weights/*/net.pth shippe
 def test_loads_folds_and_exports(path, tmp_path):
     import onnxruntime as ort
     model = load_model(path)
-    x = torch.rand(1, 1, 45, 61)
+    x = torch.rand(1, model.channels, 45, 61)
     with torch.no_grad():
         assert torch.allclose(denoise(model, x), denoise(fold_batchnorm(model), x), atol=1e-5)
     out = run_script("pth2onnx.py", path, str(tmp_path / "m.onnx"))
     assert out.returncode == 0, out.stderr
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    for shape in ((1, 1, 40, 56), (2, 1, 64, 33)):
+    for shape in ((1, model.channels, 40, 56), (2, model.channels, 64, 33)):
         arr = np.random.RandomState(1).rand(*shape).astype(np.float32)
         with torch.no_grad():
             expected = model(torch.from_numpy(arr)).numpy()

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, training_workers
 
 SCRIPT = os.path.join(ROOT, "test", "train_slurm.sh")
 SLURM_2x8 = {"SLURM_JOB_NODELIST": "gpu-a01,gpu-a02", "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_ID": "4242",
@@ -120,18 +120,6 @@ def test_launch_through_a_fake_srun_trains_on_two_nodes(tiny_h5, tmp_path):
     assert torch.load(tmp_path / "run" / "checkpoint.pth", weights_only=True)["step"] == 2
 
 
-def _workers(outf):
-    """The pids of the training processes (not their torchrun agents) writing to outf."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv = f.read().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if any(a.endswith("train.py") for a in argv) and outf in argv and "torch.distributed.run" not in argv:
-            yield int(pid)
-
-
 def test_a_restart_after_a_killed_worker_completes(tiny_h5, tmp_path):
     """--max_restarts 1, one node's process SIGKILLed after the first save: both agents meet again and the new
     processes get through init_process_group (with the agents' shared store they read the dead processes' keys
@@ -156,7 +144,7 @@ def test_a_restart_after_a_killed_worker_completes(tiny_h5, tmp_path):
         while not (run_dir / "checkpoint.pth").exists():
             assert time.time() < deadline and proc.poll() is None, "no checkpoint"
             time.sleep(0.2)
-        os.kill(next(_workers(str(run_dir))), signal.SIGKILL)
+        os.kill(next(training_workers(str(run_dir))), signal.SIGKILL)
         assert proc.wait(timeout=150) == 0, "\n".join(
             (tmp_path / ("node%d.log" % n)).read_text()[-3000:] for n in (1, 2))
     finally:

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.optim as optim
 
 import train
+import training
 from models import build_model
 
 STEPS = 3
@@ -131,7 +132,7 @@ def our_training(trainer, batches_u8, draws):
     """train.py's step as Trainer.run takes it: lr_at, make_inputs, optimize, step += 1."""
     losses, grads = [], []
     for batch_u8, step_draws in zip(batches_u8, draws):
-        lr = train.lr_at(trainer.args, trainer.epoch, trainer.step, total_steps=len(batches_u8))
+        lr = training.lr_at(trainer.args, trainer.epoch, trainer.step, total_steps=len(batches_u8))
         clean, noisy = trainer.make_inputs(batch_u8, draws=step_draws)
         loss, _ = trainer.optimize(clean, noisy, lr)
         trainer.step += 1
@@ -245,7 +246,7 @@ EPOCHS = 131  # 0..130: past the references' last hard-coded bound (120)
 
 
 def our_lrs(args):
-    return [train.lr_at(args, epoch, 0, 1) for epoch in range(EPOCHS)]
+    return [training.lr_at(args, epoch, 0, 1) for epoch in range(EPOCHS)]
 
 
 @pytest.mark.parametrize("milestone", [30, 10, 45])
@@ -298,7 +299,7 @@ class SaoYanDnCNN(nn.Module):
 
 def test_save_module_prefix_weights_load_the_references_way(tiny_h5, tmp_path):
     from conftest import run_script
-    from utils import load_model
+    from checkpoints import load_model
     out = run_script("train.py", "--h5_dir", tiny_h5, "--outf", str(tmp_path), "--batchSize", "16", "--num_of_layers", "5",
                      "--max_steps", "1", "--tensorboard", "False", "--quiet", "--save_module_prefix")
     assert out.returncode == 0, out.stderr

@@ -13,7 +13,7 @@ import torch
 
 from conftest import ROOT, make_image, run_script
 from dataset import prepare_data
-from utils import load_model
+from checkpoints import load_model
 
 FAST = ["--batchSize", "16", "--num_of_layers", "5", "--log_every", "2", "--tensorboard", "False", "--quiet"]
 

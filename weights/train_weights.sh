@@ -34,3 +34,18 @@ done
 # ADNet stage 2, the shipped weights: a fine-tune of stage 1 on 4x denser (stride 10) patches
 [ -f "$RUNS/h5-adnet10/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch ADNet --mode S --stride 10 --outf "$RUNS/h5-adnet10" --quiet
 fine_tune ADNet h5-adnet10 ADNet-S-25-ft ADNet-S-25 3 2e-4 0 --stride 10
+# Colour (issue #34), trained on one H200 (bf16 autocast; both runs at once, ~6.5 min each). On 2 CPU cores the
+# same commands take days: COLOUR=0 skips them. CBSD432 is BSDS500 minus CBSD68 (data/get_data.sh --color).
+if [ "${COLOUR:-1}" = 1 ]; then
+  [ -f "$RUNS/h5-cbsd432/train.h5" ] || $PY preprocess.py --data_path "$DATA" --arch DnCNN --mode B --channels 3 --patch_size 40 \
+    --stride 20 --aug_times 1 --train_data CBSD432 --val_data McMaster --outf "$RUNS/h5-cbsd432" --quiet
+  colour() {  # OUT MAX_STEPS [more train.py flags]
+    local out=$1 steps=$2; shift 2
+    $PY train.py --arch DnCNN --mode B --channels 3 --patch_size 40 --stride 20 --aug_times 1 --train_data CBSD432 \
+      --val_data McMaster --data_path "$DATA" --h5_dir "$RUNS/h5-cbsd432" --outf "$RUNS/$out" --batchSize 128 --epochs 60 \
+      --max_steps "$steps" --lr 1e-3 --lr_schedule cosine --lr_min 1e-6 --compile False --save_every 1000 --log_every 200 \
+      --resume --quiet "$@"
+  }
+  colour CDnCNN-B 23193 --noise_model gaussian --sigma_range 0 75 --val_noiseL 25   # white noise, sigma 0-75
+  colour CDnCNN-camera 14945 --noise_model camera --camera_profile v1 --val_noiseL 5    # a camera's noise
+fi
