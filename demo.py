@@ -27,7 +27,7 @@ DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weig
 DEFAULT_IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo")
 DEFAULT_OUT = "demo_output"
 ADNET_DATA = "data"  # the ADNet port's demo read data/<--demo_img_path> (default demo_img), wrote into its result/
-GRAY_MODEL_ON_COLOUR = "channels"  # measured on CBSD68 (README, demo.py: "Colour")
+GRAY_MODEL_ON_COLOUR = "channels"  # measured on CBSD68: docs/inference.md, "Colour"
 
 
 def parse_args(argv=None):

@@ -76,10 +76,9 @@ M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
 def keeps_freed_memory(device_type, libc_name, training):
     """Whether this process should tell malloc to keep freed blocks: a training run on the CPU with glibc's
     malloc. glibc maps every block over its mmap threshold (at most 32 MiB) afresh and unmaps it on free, so
-    each activation of a training step (a 128x64x50x50 bf16 map is 41 MB) is page-faulted in again at every
-    step: on a 2-core Zen 5 that cost a bf16 step 24 % (DnCNN) to 37 % (ADNet) of its time (`bench.py
-    --only malloc`). Inference is left alone: test.py on Set68 ran no faster tuned, and demo.py's tiled 12 MP
-    photo ran 1.47x faster but peaked at 1.87 GB instead of 0.87 GB, over issue 23's 1.5 GB."""
+    each activation of a training step is page-faulted in again at every step; inference is left alone, where
+    keeping the blocks raised a large photo's peak memory (figures: docs/performance.md, `bench.py --only
+    malloc`)."""
     return training and device_type == "cpu" and libc_name == "glibc"
 
 

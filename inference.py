@@ -31,7 +31,7 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 
 def choose_backend(choice, device_type, dtype, ort_installed):
     """(backend, why). auto: ONNX Runtime for fp32 on a CPU when it is installed (faster than eager torch
-    there, see the README's measurements), torch otherwise: half precision, CUDA, NPU."""
+    there: docs/performance.md), torch otherwise: half precision, CUDA, NPU."""
     if choice == "torch":
         return "torch", "--backend torch"
     runnable = device_type == "cpu" and dtype is None
@@ -251,8 +251,8 @@ def denoise_any(net, noisy, device, amp=None, tile=0, x8=False, gray_on_colour="
 
     Same channels: as they are. Colour model, gray image: the gray repeated into three channels, the
     output averaged back to gray. Gray model, colour image, gray_on_colour: "channels" denoises each of B,
-    G and R as a gray image; "luma" denoises its luma (YCrCb's Y) and keeps the chroma (see README for
-    which does better). on_progress(fraction): the fraction of this image's work just done.
+    G and R as a gray image; "luma" denoises its luma (YCrCb's Y) and keeps the chroma (docs/inference.md
+    says which does better). on_progress(fraction): the fraction of this image's work just done.
     """
     want, have = unwrap(net).channels, noisy.shape[0]
     h, w = noisy.shape[-2:]

@@ -50,9 +50,8 @@ class OnnxRuntimeNet(torch.nn.Module):
     """An ONNX Runtime session with the face denoise_image expects of a network: forward(x) gives what the
     torch model gives; the torch model stays inside (never run) for its channels and receptive radius."""
 
-    # ONNX Runtime (its memory arena on) holds more per tile than torch: a 12 MP colour photo in auto tiles
-    # sized for torch's two maps peaked at 1,445 MiB RSS against torch's 870; counted as five, 1,159 MiB at
-    # the same speed (without the arena 40 % less memory but 9 % slower: README, demo.py)
+    # ONNX Runtime (its memory arena on) holds more per tile than torch: its automatic tiles count five feature
+    # maps, not two, to stay under the same memory budget (measured: docs/inference.md)
     live_feature_maps = 5
 
     def __init__(self, model, threads=None):

@@ -13,8 +13,8 @@ from utils import UserError, atomic_save, say, str2bool
 
 WARMUP_STEPS = 5  # steps left out of the FPS figure (allocator, oneDNN kernel selection)
 
-# --compile auto: compiling the training step took 14-54 s on the CPUs here (README, Performance), twice per
-# run (the full batch, then an epoch's shorter last batch); where it pays it saves 1-8 % per step, so it needs
+# --compile auto: compiling the training step takes tens of seconds, twice per run (the full batch, then an
+# epoch's shorter last batch), and saves a few per cent per step where it pays (docs/training.md), so it needs
 # runs of about a thousand steps to repay itself
 COMPILE_MIN_STEPS = 1000
 
@@ -93,7 +93,7 @@ class Throughput:
 class StepRace:
     """--compile auto on a long run: the first steps alternate eager and compiled (the first two untimed: warm-up
     and compile), then the faster is kept, by the median of `rounds` timed steps each. Measured, not assumed:
-    the gain was +8 % on one CPU and -5 % on another (README, Performance)."""
+    the gain differs in sign from one CPU to another (docs/performance.md)."""
 
     MARGIN = 0.02  # the compiled step must be this much faster: a tie keeps the eager one (no recompiles)
 

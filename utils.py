@@ -61,7 +61,7 @@ def add_legacy_flags(parser):
     it means nothing and is ignored. --num_gpus / --gpu_use_num and --local_rank matter to train.py only
     (see its relaunch_legacy); --is_distributed is implied by them and accepted for the command lines.
     """
-    g = parser.add_argument_group("Ascend ports' launch flags (accepted; see README)")
+    g = parser.add_argument_group("Ascend ports' launch flags (accepted; see docs/ascend.md)")
     g.add_argument("--is_distributed", type=int, default=0, help="accepted; distribution follows --num_gpus")
     g.add_argument("--DeviceID", "--device-list", "--device_list", "--device_id", dest="device_list", type=device_list, default=None,
                    help="device id (8p: 0,1,...,7) on CUDA/NPU; ignored on CPU")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch the standard training and test sets:   bash data/get_data.sh [DEST] [--adnet] [--color]
+# Fetch the standard training and test sets:   bash data/get_data.sh [DEST] [--adnet] [--color] [--real]
 #   DEST/train   400 BSD images (180x180)  -- SaoYan/DnCNN-PyTorch's data folder
 #   DEST/Set12   12 classic test images
 #   DEST/Set68   BSD68 test images
@@ -7,12 +7,19 @@
 # (pristine_images_gray, 4,744 images) must be downloaded from its site by hand.
 # --color also fetches the ADNet authors' colour test sets (hellloxiaotian/ADNet color/data):
 #   DEST/CBSD68 (68 BMP), DEST/Kodak24 (24 PNG), DEST/McMaster (18 PNG). Their colour training set
-#   (pristine_images_color) is Waterloo's too: by hand, as DEST/pristine_images_color.
+#   (pristine_images_color) is Waterloo's too: by hand, as DEST/pristine_images_color. Instead, --color also
+#   makes DEST/CBSD432: BSDS500 (BIDS/BSDS500, 500 colour JPEGs) minus the 68 photos of CBSD68, found by
+#   their pixels (data/bsds_minus.py), the colour training set of weights/CDnCNN-*.
+# --real fetches PolyU's real-world noisy image set (csjunxu/PolyU-Real-World-Noisy-Images-Dataset, its 100
+#   cropped pairs <name>_real.JPG noisy, <name>_mean.JPG clean) into DEST/PolyU. Its licence allows
+#   non-commercial research use only: read it in that repository before you use the images.
 set -euo pipefail
-dest=$(dirname "$0"); adnet=0; color=0
+dest=$(dirname "$0"); adnet=0; color=0; real=0
 for arg in "$@"; do
-  case "$arg" in --adnet) adnet=1;; --color|--colour) color=1;; *) dest=$arg;; esac
+  case "$arg" in --adnet) adnet=1;; --color|--colour) color=1;; --real) real=1;; *) dest=$arg;; esac
 done
+here=$(cd "$(dirname "$0")" && pwd)
+PY=${PYTHON:-$( [ -x "$here/../.venv/bin/python" ] && echo "$here/../.venv/bin/python" || echo python3 )}
 mkdir -p "$dest"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -43,4 +50,25 @@ if [ "$color" = 1 ]; then
     cp -r "$tmp/adnet/color/data/$set" "$dest/$set"
     echo "  $dest/$set: $(ls "$dest/$set" | wc -l) images"
   done
+fi
+if [ "$color" = 1 ]; then
+  echo "fetching BSDS500 for CBSD432 (BSDS500 minus CBSD68) ..."
+  if ! git clone --depth 1 https://github.com/BIDS/BSDS500 "$tmp/bsds" >/dev/null 2>&1; then
+    echo "error: could not reach github.com; put BSDS500's images minus CBSD68's into $dest/CBSD432 by hand" >&2
+    exit 1
+  fi
+  rm -rf "${dest:?}/CBSD432"
+  "$PY" "$here/bsds_minus.py" "$tmp/bsds/BSDS500/data/images" "$dest/CBSD68" "$dest/CBSD432"
+fi
+if [ "$real" = 1 ]; then
+  echo "fetching PolyU's real noisy images (non-commercial research use only: see its licence) ..."
+  if ! git clone --depth 1 --filter=blob:none --sparse https://github.com/csjunxu/PolyU-Real-World-Noisy-Images-Dataset "$tmp/polyu" >/dev/null 2>&1; then
+    echo "error: could not reach github.com; put PolyU's CroppedImages (<name>_real.JPG, <name>_mean.JPG) into $dest/PolyU by hand" >&2
+    exit 1
+  fi
+  (cd "$tmp/polyu" && git sparse-checkout set CroppedImages >/dev/null && git checkout >/dev/null 2>&1)
+  rm -rf "${dest:?}/PolyU"
+  mkdir -p "$dest/PolyU"
+  cp "$tmp/polyu/CroppedImages/"*_real.JPG "$tmp/polyu/CroppedImages/"*_mean.JPG "$dest/PolyU/"
+  echo "  $dest/PolyU: $(ls "$dest/PolyU" | grep -c _real) pairs (python test.py --test_data PolyU --test_noiseL 0 scores them)"
 fi
