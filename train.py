@@ -20,9 +20,8 @@ from models import INITS, build_model, denoise, unwrap
 from precision import add_amp_flag, apex_amp, autocast, grad_scaler, precision_for
 from preprocess import add_preprocess_flags, resolve_arch
 from training import (COMPILE_MIN_STEPS, PatchBatches, Reporter, StepRace, Throughput, add_train_noise,
-                      compile_choice, compile_policy, patches_to_device,
-                      compiler_ready, elastic_restart, lr_at, noise_generator, read_training_checkpoint, resume_path,
-                      save_checkpoint, save_weights)
+                      compile_choice, compile_policy, compiler_ready, elastic_restart, lr_at, noise_generator,
+                      patches_to_device, read_training_checkpoint, resume_path, save_checkpoint, save_weights)
 from utils import (ArgParser, UserError, add_legacy_flags, batch_psnr, legacy_device_id, non_negative, positive,
                    progress, remove_stale_temp_files, run_cli, shard, str2bool)
 
@@ -164,9 +163,11 @@ class Trainer:
         restart = elastic_restart(self.device, self.world)
         if restart and not a.resume:  # torchrun restarted the workers after a failure: go on from the last save
             a.resume = "auto"
-            self.log("torchrun restart %d of %s: resuming from %s where it exists" % (restart + (resume_path(a),)))
+            number, most = restart
+            self.log("torchrun restart %d of %s: resuming from %s where it exists" % (number, most, resume_path(a)))
         if a.resume:
             self.resume()
+            self.agree_on_step()  # every rank, also one that found no checkpoint and starts afresh
         self.compile_decision, self.compile_why = compile_policy(
             a.compile, self.device.type, self.total_steps - self.step, compiler_ready(self.device.type),
             apex=bool(self.apex))
@@ -303,7 +304,6 @@ class Trainer:
         if "rng_cpu" in ckpt:
             torch.set_rng_state(ckpt["rng_cpu"])
         self.log("resumed from %s: %d epochs and %d steps done" % (path, self.epoch, self.step))
-        self.agree_on_step()
 
     def agree_on_step(self):
         """Every rank resumed from the same save (on several nodes, --outf must be a disk they all share)."""

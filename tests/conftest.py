@@ -25,6 +25,14 @@ def run_script(*args, env=None, timeout=600, cwd=None):
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd or ROOT)
 
 
+def free_port():
+    """A TCP port free on the loopback address now (for a rendezvous or a master port)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
 def training_workers(outf):
     """pids of the train.py processes (not their torchrun agents) writing to outf."""
     for pid in filter(str.isdigit, os.listdir("/proc")):

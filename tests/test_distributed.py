@@ -1,6 +1,5 @@
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -8,7 +7,7 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
@@ -47,12 +46,6 @@ def test_two_process_training_writes_one_unwrapped_checkpoint(tiny_h5, tmp_path)
     assert ckpt["epoch"] == 1 and ckpt["step"] == 7  # 108 patches: 54 per rank, 8 per rank-batch
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return str(sock.getsockname()[1])
-
-
 def _start(cmd, log_path, env=ENV, **kwargs):
     """Popen with its output in a file: a pipe nobody reads would block it, a closed one would end it."""
     with open(log_path, "w") as log:
@@ -79,7 +72,7 @@ def _seconds_to_exit(proc, limit):
 def _start_two_ranks(tiny_h5, tmp_path, timeout):
     """Two training processes started as the ADNet port's shell scripts do: no torchrun agent ends the survivor
     when its peer is lost, so what ends it is train.py's own doing."""
-    env = dict(ENV, MASTER_ADDR="127.0.0.1", MASTER_PORT=_free_port())
+    env = dict(ENV, MASTER_ADDR="127.0.0.1", MASTER_PORT=free_port())
     return [_start([sys.executable, os.path.join(ROOT, "train.py"), "--is_distributed", "1", "--DeviceID", "0,1",
                     "--num_gpus", "2", "--local_rank", str(r), "--h5_dir", tiny_h5, "--outf", str(tmp_path),
                     "--batchSize", "16", "--num_of_layers", "5", "--epochs", "500", "--log_every", "1", "--quiet",

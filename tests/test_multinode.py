@@ -5,23 +5,17 @@ once (its local rank 0), and only global rank 0 writes checkpoints. The gradient
 (one step's gradients on a fixed global batch) with the patches built through --patch_cache.
 """
 import os
-import socket
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT, free_port
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 GRADS = os.path.join(ROOT, "tests", "ddp_grad_check.py")
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 BUILT = "training set:"  # dataset.build_patches prints it once per build, from whichever rank builds
 TINY = ["--batchSize", "16", "--num_of_layers", "5", "--tensorboard", "False", "--quiet"]
 OUTPUTS = ("net.pth", "best_model.pth", "checkpoint.pth", "train.log")
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return str(sock.getsockname()[1])
 
 
 def _two_nodes(node_cmd, timeout=240):
@@ -65,7 +59,7 @@ def test_two_nodes_gradients_equal_one_process(tiny_data, tmp_path):
                           str(tmp_path / "cache_single"), "--outf", str(tmp_path / "single")], env=ENV,
                          capture_output=True, text=True, timeout=240)
     assert one.returncode == 0, one.stdout + one.stderr
-    port = _free_port()
+    port = free_port()
     caches = [str(tmp_path / ("cache%d" % n)) for n in (0, 1)]
     results = _two_nodes(lambda n: (_c10d_launcher(port) + [
         GRADS, str(tmp_path / "g2.pt"), "--data_path", tiny_data, "--patch_cache", caches[n], "--outf",
@@ -82,7 +76,7 @@ def test_two_nodes_gradients_equal_one_process(tiny_data, tmp_path):
 
 def test_two_nodes_train_py_rank_0_alone_writes(tiny_data, tmp_path):
     import torch
-    port = _free_port()
+    port = free_port()
     caches = [str(tmp_path / ("cache%d" % n)) for n in (0, 1)]
     outfs = [tmp_path / ("out%d" % n) for n in (0, 1)]
     results = _two_nodes(lambda n: (_c10d_launcher(port) + [
@@ -104,7 +98,7 @@ def test_two_nodes_train_py_rank_0_alone_writes(tiny_data, tmp_path):
 def test_two_nodes_through_the_8p_wrapper(tiny_data, tmp_path):
     """bash test/train_full_8p.sh on each node, two processes each, the static rendezvous (--master_addr/port):
     --node_rank 0 is global rank 0. Each node's output_root is its own (no shared disk), the patch cache in it."""
-    port = _free_port()
+    port = free_port()
     roots = [tmp_path / ("node%d" % n) for n in (0, 1)]
     for root in roots:
         root.mkdir()

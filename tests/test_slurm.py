@@ -2,14 +2,13 @@
 that starts each node's command on this machine."""
 import os
 import shlex
-import socket
 import stat
 import subprocess
 import sys
 
 import torch
 
-from conftest import ROOT, training_workers
+from conftest import ROOT, free_port, training_workers
 
 SCRIPT = os.path.join(ROOT, "test", "train_slurm.sh")
 SLURM_2x8 = {"SLURM_JOB_NODELIST": "gpu-a01,gpu-a02", "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_ID": "4242",
@@ -101,17 +100,20 @@ def test_without_a_job_says_what_is_missing(tmp_path):
     assert out.returncode == 2 and "names 2 nodes" in out.stderr
 
 
-def test_launch_through_a_fake_srun_trains_on_two_nodes(tiny_h5, tmp_path):
-    """srun as a stand-in that starts the node command once per node here: the c10d rendezvous at the first
-    node's name (127.0.0.1), one CPU process per node, a few steps."""
+def two_fake_nodes(tmp_path, job_id):
+    """The environment of a 2-node job whose srun is a stand-in starting the node command twice here (logs in
+    tmp_path/node1.log, node2.log): the c10d rendezvous at the first node's name, 127.0.0.1."""
     fake_command(tmp_path, "srun", 'while [ "${1#-}" != "$1" ]; do shift; done\n'  # srun's own options
                  'for n in 1 2; do "$@" > "$SRUN_LOGS/node$n.log" 2>&1 & done\nfail=0\n'
                  'for job in $(jobs -p); do wait "$job" || fail=1; done\nexit $fail\n')
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = str(sock.getsockname()[1])
-    env = slurm_env(tmp_path, SLURM_JOB_NODELIST="127.0.0.1,localhost", SLURM_JOB_NUM_NODES="2", SLURM_JOB_ID="77",
-                    NPROC_PER_NODE="1", RDZV_PORT=port, SRUN_LOGS=str(tmp_path))
+    return slurm_env(tmp_path, SLURM_JOB_NODELIST="127.0.0.1,localhost", SLURM_JOB_NUM_NODES="2", SLURM_JOB_ID=job_id,
+                     NPROC_PER_NODE="1", RDZV_PORT=free_port(), SRUN_LOGS=str(tmp_path))
+
+
+def test_launch_through_a_fake_srun_trains_on_two_nodes(tiny_h5, tmp_path):
+    """srun as a stand-in that starts the node command once per node here: the c10d rendezvous at the first
+    node's name (127.0.0.1), one CPU process per node, a few steps."""
+    env = two_fake_nodes(tmp_path, job_id="77")
     out = run(tmp_path, "--h5_dir", tiny_h5, "--outf", str(tmp_path / "run"), "--batchSize", "16",
               "--num_of_layers", "5", "--max_steps", "2", "--tensorboard", "False", "--quiet", env=env, timeout=240)
     logs = "\n".join(log.read_text() for log in (tmp_path / "node1.log", tmp_path / "node2.log") if log.exists())
@@ -126,14 +128,7 @@ def test_a_restart_after_a_killed_worker_completes(tiny_h5, tmp_path):
     and fail: TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in the command is what this checks)."""
     import signal
     import time
-    fake_command(tmp_path, "srun", 'while [ "${1#-}" != "$1" ]; do shift; done\n'
-                 'for n in 1 2; do "$@" > "$SRUN_LOGS/node$n.log" 2>&1 & done\nfail=0\n'
-                 'for job in $(jobs -p); do wait "$job" || fail=1; done\nexit $fail\n')
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = str(sock.getsockname()[1])
-    env = slurm_env(tmp_path, SLURM_JOB_NODELIST="127.0.0.1,localhost", SLURM_JOB_NUM_NODES="2", SLURM_JOB_ID="78",
-                    NPROC_PER_NODE="1", RDZV_PORT=port, SRUN_LOGS=str(tmp_path))
+    env = two_fake_nodes(tmp_path, job_id="78")
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(["bash", SCRIPT, "--max_restarts=1", "--h5_dir", tiny_h5, "--outf", str(run_dir),
                              "--batchSize", "16", "--num_of_layers", "5", "--epochs", "3", "--save_every", "5",
