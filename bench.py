@@ -5,7 +5,7 @@ sections at toy sizes (tests/test_bench.py), to see that they print their tables
     python bench.py --only train         # train | malloc | fusion | eval | preprocess | ceiling | models (one or more)
     python bench.py --convergence        # bf16 vs fp32: same short run, validation PSNR
     python bench.py --only gray_on_colour   # a gray model on colour photos: luma only vs each of B, G, R (CBSD68)
-    python bench.py --only photo         # one 12 MP photo through demo.py: whole image vs automatic tiles
+    python bench.py --only photo         # one 12 MP photo through demo.py's default path: whole image vs tiles
 
 Reference-equivalent training = what SaoYan's / the ADNet authors' loops do: fp32, contiguous NCHW,
 one h5 dataset per patch reopened for every sample, and a second (eval) forward per step to print a
@@ -521,7 +521,8 @@ def synthetic_photo(height=3000, width=4000, seed=0):
 
 
 def bench_photo(args, tmp):
-    """demo.py on one 12 MP photo, whole image (--tile 0) vs the default (--tile auto): wall and CPU seconds
+    """demo.py on one 12 MP photo (by default the model demo.py chooses for it, --amp auto), whole image
+    (--tile 0) vs the default (--tile auto): wall and CPU seconds
     and peak RSS of the process (os.wait4's rusage of that child alone; CPU time is less swayed by other jobs
     on a shared machine)."""
     import cv2
@@ -534,8 +535,9 @@ def bench_photo(args, tmp):
     megapixels = 4000 * 3000 / 1e6
     for backend in args.photo_backends:
         for tile in args.photo_tiles:
-            cmd = [sys.executable, os.path.join(HERE, "demo.py"), "--demo_img_path", folder, "--demo_pth_path",
-                   args.photo_weights, "--test_noiseL", "0", "--out", os.path.join(tmp, "out_%s_%s" % (backend, tile)),
+            chosen = [] if args.photo_weights == "auto" else ["--demo_pth_path", args.photo_weights]
+            cmd = [sys.executable, os.path.join(HERE, "demo.py"), "--demo_img_path", folder] + chosen + [
+                   "--test_noiseL", "0", "--out", os.path.join(tmp, "out_%s_%s" % (backend, tile)),
                    "--tile", tile, "--backend", backend, "--no_compare", "--quiet"]
             start = time.perf_counter()
             child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
@@ -555,7 +557,8 @@ def main(argv=None):
     p.add_argument("--weights", default=SAOYAN, help="gray_on_colour: folder of SaoYan's DnCNN-S-15/25/50, DnCNN-B")
     p.add_argument("--sigmas", type=int, nargs="+", default=[15, 25, 50])
     p.add_argument("--images", type=int, default=0, help="gray_on_colour: the first N images only (0: all); eval: N images (0: 8)")
-    p.add_argument("--photo_weights", default=os.path.join(HERE, "weights", "DnCNN-S-25"))
+    p.add_argument("--photo_weights", default="auto",
+                   help="photo: weights for demo.py (auto: demo.py's default, the model chosen for the photo)")
     p.add_argument("--photo_tiles", nargs="+", default=["0", "auto"])
     p.add_argument("--photo_backends", nargs="+", default=["torch", "onnxruntime"], choices=BACKENDS)
     p.add_argument("--archs", nargs="+", default=["DnCNN", "ADNet"])

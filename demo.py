@@ -1,6 +1,7 @@
 """Denoise every image of a folder, one photo at a time: a denoised file and a side-by-side comparison each.
 
-    python demo.py --demo_img_path my_photos --demo_pth_path weights/DnCNN-S-25 --test_noiseL 0
+    python demo.py --demo_img_path my_photos --test_noiseL 0      # for each photo the model its noise calls for
+    python demo.py --demo_img_path my_photos --demo_pth_path weights/DnCNN-S-25 --test_noiseL 0   # one model
     torchrun --nproc_per_node 4 demo.py --demo_img_path my_photos --recursive --test_noiseL 0   # 4 devices
 
 Photos as the viewer shows them: EXIF orientation applied, colour stays colour (a colour model sees the colour
@@ -9,6 +10,8 @@ stays 16-bit, alpha is carried over untouched; HEIC/HEIF through pillow-heif whe
 does not grow with the folder (one image decoded at a time, the next read ahead in a thread) nor, by default,
 with the photo (--tile auto: tiles as memory allows, the output the whole image's). A re-run skips images
 whose outputs exist (--overwrite redoes them); under torchrun the ranks split the folder.
+Without --demo_pth_path each photo's noise is read and the model chosen for it (photo_noise; said per photo and
+written to choices.csv in the output folder).
 """
 import os
 import time
@@ -19,11 +22,14 @@ import torch
 from device import dist_env
 from images import (TIFF_EXTENSIONS, decode_image, list_images, pixels_to_float, prefetched, to_depth, to_hwc,
                     write_image, write_pixels)
-from inference import GRAY_ON_COLOUR, add_common_inference_flags, denoise_any, prepare_inference
+from inference import (GRAY_ON_COLOUR, ChosenNets, add_common_inference_flags, denoise_any, load_net,
+                       prepare_device)
+from models import unwrap
+from photo_noise import (add_reference_weights_flag, available_weights, choice_row, describe, read_choices,
+                         write_choices)
 from utils import (ArgParser, UserError, add_legacy_flags, add_test_noise, non_negative, progress, psnr, remove_stale_temp_files, run_cli,
                    say, shard)
 
-DEFAULT_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "DnCNN-S-25")
 DEFAULT_IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo")
 DEFAULT_OUT = "demo_output"
 ADNET_DATA = "data"  # the ADNet port's demo read data/<--demo_img_path> (default demo_img), wrote into its result/
@@ -35,7 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--demo_img_path", default=None,
                    help="folder of images to denoise (also looked up under data/, as the ADNet port); default: "
                         "data/demo_img if it exists, else the bundled data/demo")
-    p.add_argument("--demo_pth_path", default=DEFAULT_WEIGHTS, help="checkpoint file or folder")
+    p.add_argument("--demo_pth_path", default=None,
+                   help="checkpoint file or folder for every photo (default: for each photo the model its noise "
+                        "calls for, from this project's weights and --reference_weights)")
     p.add_argument("--test_noiseL", type=non_negative(float), default=25,
                    help="> 0: add this much synthetic noise first and report PSNR; 0: the images are already noisy")
     p.add_argument("--out", default=None,
@@ -48,6 +56,7 @@ def parse_args(argv=None):
     p.add_argument("--recursive", action="store_true", help="sub-folders too, mirrored under the output folder")
     p.add_argument("--no_compare", action="store_true", help="write only the denoised images, no side-by-side")
     add_common_inference_flags(p)
+    add_reference_weights_flag(p)
     add_legacy_flags(p)
     return p.parse_args(argv)
 
@@ -152,10 +161,19 @@ def side_by_side(panels):
     return np.hstack(parts[:-1])
 
 
+def choices_file(out_path, rank, world):
+    """choices.csv in the output folder (one per rank under torchrun: choices.rank<N>.csv)."""
+    return os.path.join(out_path, "choices.csv" if world == 1 else "choices.rank%d.csv" % rank)
+
+
 def denoise_folder(args):
     rank, local_rank, world = dist_env()
-    device, model, net, precision = prepare_inference(args, args.demo_pth_path, local_rank,
-                                                      int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    device, precision = prepare_device(args, local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    chosen, net = None, None
+    if args.demo_pth_path is None:
+        chosen = ChosenNets(args, device, precision, available_weights(reference_dir=args.reference_weights))
+    else:
+        net = load_net(args, args.demo_pth_path, device, precision)[1]
     image_path, out_path = demo_folders(args.demo_img_path, args.out)
     files = list_images(image_path, recursive=args.recursive, exclude=[out_path])
     if not files:
@@ -169,6 +187,8 @@ def denoise_folder(args):
     for folder in sorted({os.path.dirname(p) for job in todo for k, p in job.items() if k != "src"}):
         os.makedirs(folder, exist_ok=True)
         remove_stale_temp_files(folder)  # a killed run's half-written files
+    choices_path = choices_file(out_path, rank, world)
+    choices = read_choices(choices_path) if chosen else {}
     bar = ImageProgress(len(todo), quiet=args.quiet)
     results, told = [], False
     for job, decoded in prefetched(todo, lambda job: decode_image(job["src"])):
@@ -180,15 +200,22 @@ def denoise_folder(args):
         img, depth = pixels_to_float(pixels), pixels.dtype
         del pixels, decoded
         bar.start(img.shape[1] * img.shape[2])
-        if img.shape[0] == 3 and model.channels == 1 and not told:
+        noisy = add_test_noise(torch.from_numpy(img), args.test_noiseL, args.seed).numpy() if args.test_noiseL > 0 else img
+        if chosen is not None:
+            reading, choice, net = chosen.choose(noisy)
+            say(describe(name, reading, choice))
+            choices[name] = choice_row(name, reading, choice)
+        if net is not None and img.shape[0] == 3 and unwrap(net).channels == 1 and not told:
             say("gray model on colour photos: %s (--gray_model_on_colour)" % (
                 "each of B, G and R denoised as a gray image" if args.gray_model_on_colour == "channels"
                 else "the luma denoised, the chroma kept"))
             told = True
-        noisy = add_test_noise(torch.from_numpy(img), args.test_noiseL, args.seed).numpy() if args.test_noiseL > 0 else img
-        out = denoise_any(net, noisy, device, amp=precision.dtype, tile=args.tile, x8=args.x8,
-                          gray_on_colour=args.gray_model_on_colour, on_progress=bar.advance)
-        np.clip(out, 0, 1, out=out)
+        if net is None:  # nothing to remove
+            out = np.clip(noisy, 0, 1)
+        else:
+            out = denoise_any(net, noisy, device, amp=precision.dtype, tile=args.tile, x8=args.x8,
+                              gray_on_colour=args.gray_model_on_colour, on_progress=bar.advance)
+            np.clip(out, 0, 1, out=out)
         value = None
         if args.test_noiseL > 0:
             value = psnr(img, out)
@@ -201,6 +228,8 @@ def denoise_folder(args):
                 panels.append(("clean", img))
             write_pixels(job["compare"], side_by_side(panels))
         write_image(job["denoised"], out, depth, alpha)
+        if chosen is not None:
+            write_choices(choices_path, choices)
         results.append((job["src"], value))
         bar.finish()
     bar.close()
@@ -212,7 +241,7 @@ def denoise_folder(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not os.path.exists(args.demo_pth_path):
+    if args.demo_pth_path is not None and not os.path.exists(args.demo_pth_path):
         raise UserError("no weights at %s (train some with train.py, or pass --demo_pth_path)" % args.demo_pth_path)
     denoise_folder(args)
     return 0

@@ -14,6 +14,7 @@ from device import add_device_flag, select_device, setup_host
 from images import to_hwc
 from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, unwrap
 from onnx_backend import OnnxRuntimeNet, onnxruntime_available
+from photo_noise import choose_model, read_noise
 from precision import add_amp_flag, autocast, precision_bytes, precision_for
 from utils import UserError, add_test_noise, legacy_device_id, non_negative, progress, psnr, ssim, warn
 
@@ -52,19 +53,54 @@ def choose_backend(choice, device_type, dtype, ort_installed):
 def prepare_inference(args, weights, local_rank=0, local_world_size=1, announce=False):
     """test.py's and demo.py's one set-up: device, host, the model the weights describe and the net that runs
     it on the chosen backend, each decision said in one line. Returns (device, model, net, precision)."""
+    device, precision = prepare_device(args, local_rank, local_world_size)
+    model, net = load_net(args, weights, device, precision, announce)
+    return device, model, net, precision
+
+
+def prepare_device(args, local_rank=0, local_world_size=1):
+    """(device, precision) for test.py and demo.py, the host set up for it."""
     device = select_device(args.device, local_rank=local_rank, device_id=legacy_device_id(args))
     setup_host(device, local_world_size)
+    precision = precision_for(args.amp, device)
+    if args.amp != "none":
+        print("precision: %s" % precision)
+    return device, precision
+
+
+def load_net(args, weights, device, precision, announce=False):
+    """(model, net): the model the weights describe and the net that runs it, the backend said in one line."""
     model = load_model(weights, args.arch, args.num_of_layers)
     if announce:
         print("Loading model %s ..." % model.checkpoint_path)
     if getattr(model, "output_note", None):
         print(model.output_note)
-    precision = precision_for(args.amp, device)
-    if args.amp != "none":
-        print("precision: %s" % precision)
     net, why = inference_net(model, device, args.backend, precision.dtype, fold=not args.no_fold)
     print(why)
-    return device, model, net, precision
+    return model, net
+
+
+class ChosenNets:
+    """The net for each photo under --logdir auto / demo.py's default: its noise read, a model chosen from the
+    weights there are (photo_noise), each model loaded once."""
+
+    def __init__(self, args, device, precision, available):
+        self.args, self.device, self.precision, self.available = args, device, precision, available
+        self.nets = {}
+
+    def choose(self, noisy):
+        """(reading, choice, net or None) for a (C, H, W) float photo."""
+        reading = read_noise(noisy)
+        try:
+            choice = choose_model(reading, noisy.shape[0], self.available)
+        except LookupError as e:
+            raise UserError("%s (weights/get_reference_weights.sh fetches the references'; or pass a model)" % e)
+        if choice.name is None:
+            return reading, choice, None
+        if choice.name not in self.nets:
+            print("loading %s for %s" % (choice.name, choice.why))
+            self.nets[choice.name] = load_net(self.args, choice.weights, self.device, self.precision)[1]
+        return reading, choice, self.nets[choice.name]
 
 
 def inference_net(model, device, backend="auto", dtype=None, fold=True):
@@ -310,20 +346,30 @@ def tile_size(value):
 
 
 def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1,
-                  x8=False, total=None):
+                  x8=False, total=None, chosen=None, eight_bit=False):
     """Denoise each (path, clean CxHxW) of an iterable under the test noise protocol, yielding one row at a
     time (so a stream of images is never all in memory).
 
     copies: that many copies of the image in one batch, the noise drawn once for the whole batch after the
     seed, scores averaged over the copies (the ADNet authors' colour protocol uses 3, seed 12).
     sigma 0: the images are already noisy (real noise); no PSNR or SSIM.
+    chosen (a ChosenNets): a net chosen per image from its noisy copy, net unused; the row gets the reading
+    and the choice. eight_bit: the noisy image clipped and rounded to 8 bits, as a photo stored with its noise.
     Rows: name, path, psnr, (ssim), noisy and denoised (C, H, W) arrays of the first copy.
     """
     for path, clean in progress(images, quiet=quiet, desc="test", unit="img", total=total):
         batch = torch.from_numpy(clean)[None].repeat(copies, 1, 1, 1)
         noisy = add_test_noise(batch, sigma, seed) if sigma > 0 else batch
-        est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8).clamp(0.0, 1.0).numpy()
-        row = {"name": os.path.basename(path), "path": path, "psnr": None, "noisy": noisy[0].numpy(), "denoised": est[0]}
+        if eight_bit:
+            noisy = torch.round(noisy.clamp(0.0, 1.0) * 255.0) / 255.0
+        row = {"name": os.path.basename(path), "path": path, "psnr": None, "noisy": noisy[0].numpy()}
+        if chosen is None:
+            est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8).clamp(0.0, 1.0).numpy()
+        else:
+            row["reading"], row["choice"], picked = chosen.choose(row["noisy"])
+            est = np.stack([copy if picked is None else denoise_any(picked, copy, device, amp=amp, tile=tile, x8=x8)
+                            for copy in noisy.numpy()]).clip(0.0, 1.0)
+        row["denoised"] = est[0]
         if sigma > 0:
             row["psnr"] = float(np.mean([psnr(clean, e) for e in est]))
             if with_ssim:
@@ -331,14 +377,18 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
         yield row
 
 
-def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, total=None):
+def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, total=None, chosen=None):
     """Denoise each (name, noisy, clean) of an iterable of real pairs (images.iter_pairs) and score it against
     the clean image: PSNR over all its channels (a colour photo's colour PSNR) and SSIM averaged over them.
-    A gray model denoises each channel of a colour photo. Rows as evaluate_iter's, plus the noisy input's PSNR."""
+    A gray model denoises each channel of a colour photo. chosen: as evaluate_iter's. Rows as evaluate_iter's,
+    plus the noisy input's PSNR."""
     for name, noisy, clean in progress(pairs, quiet=quiet, desc="test", unit="img", total=total):
-        est = np.clip(denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8), 0.0, 1.0)
-        yield {"name": name, "path": name, "psnr": psnr(clean, est), "ssim": ssim(clean, est),
-               "noisy_psnr": psnr(clean, noisy), "noisy": noisy, "denoised": est}
+        row = {"name": name, "path": name, "noisy_psnr": psnr(clean, noisy), "noisy": noisy}
+        if chosen is not None:
+            row["reading"], row["choice"], net = chosen.choose(noisy)
+        est = noisy if net is None else np.clip(denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8), 0.0, 1.0)
+        row.update(psnr=psnr(clean, est), ssim=ssim(clean, est), denoised=est)
+        yield row
 
 
 def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1, x8=False):

@@ -2,6 +2,7 @@
 
     python test.py --logdir logs/DnCNN-S-25 --test_data Set68 --test_noiseL 25
     python test.py --logdir adnet/color/c25 --test_data McMaster --test_noiseL 25 --seed 12 --copies 3
+    python test.py --logdir auto --test_data PolyU --test_noiseL 0     # a model chosen per photo, as demo.py's
 Colour checkpoints read the images in colour (BGR, as the ADNet authors), gray ones in gray (luma).
 --test_noiseL 0: the images are already noisy (real noise); they are denoised, and scored where the folder holds
 their clean versions too (PolyU's <name>_real / <name>_mean files, or noisy/ and clean/ sub-folders).
@@ -14,7 +15,9 @@ import os
 import numpy as np
 
 from images import find_pairs, iter_images, iter_pairs, list_images, write_image
-from inference import add_common_inference_flags, evaluate_iter, evaluate_pairs, prepare_inference
+from inference import (ChosenNets, add_common_inference_flags, evaluate_iter, evaluate_pairs, load_net,
+                       prepare_device)
+from photo_noise import add_reference_weights_flag, available_weights, describe
 from utils import ArgParser, UserError, add_legacy_flags, atomic_write_bytes, non_negative, positive, run_cli, say
 
 SET_ALIASES = {"Set68": "BSD68", "BSD68": "Set68"}  # one set: DnCNN-PyTorch's name and the ADNet port's
@@ -22,7 +25,8 @@ SET_ALIASES = {"Set68": "BSD68", "BSD68": "Set68"}  # one set: DnCNN-PyTorch's n
 
 def parse_args(argv=None):
     p = ArgParser(description="DnCNN / ADNet test")
-    p.add_argument("--logdir", default="logs", help="checkpoint file, or folder holding net.pth / model_70.pth / ...")
+    p.add_argument("--logdir", default="logs", help="checkpoint file, or folder holding net.pth / model_70.pth / ...; "
+                   "auto: for each image the model its noise calls for, as demo.py's default (docs/real-noise.md)")
     p.add_argument("--test_data", default="Set12", help="set name under --data_path (Set68 and BSD68 name one set), or any folder of images")
     p.add_argument("--data_path", default="data")
     p.add_argument("--test_noiseL", type=non_negative(float), default=25, help="noise sigma on the 0-255 scale")
@@ -30,9 +34,12 @@ def parse_args(argv=None):
     p.add_argument("--copies", type=positive(int), default=1,
                    help="N noisy copies of each image in one batch, noise drawn once for the batch, PSNR averaged "
                         "(ADNet's colour protocol: 3)")
+    p.add_argument("--eight_bit", action="store_true",
+                   help="round the noisy images to 8 bits (clipped), as photos stored with their noise are")
     p.add_argument("--save_dir", default=None, help="write denoised images and results.csv here")
     p.add_argument("--save_noisy", action="store_true", help="with --save_dir: also write the noisy inputs")
     add_common_inference_flags(p)
+    add_reference_weights_flag(p)
     add_legacy_flags(p)
     return p.parse_args(argv)
 
@@ -56,19 +63,41 @@ def save_row(row, save_dir, save_noisy):
         write_image(os.path.join(save_dir, stem + "_noisy.png"), np.clip(noisy, 0, 1))
 
 
+CHOICE_COLUMNS = ("noise_sigma", "noise_sigma_2x2", "noise", "model")
+
+
 def write_csv(scores, save_dir):
+    """results.csv: per image PSNR, SSIM, with pairs the noisy input's PSNR, under --logdir auto the choice."""
     table = io.StringIO()
     writer = csv.writer(table)
-    pairs = bool(scores) and len(scores[0]) > 3
-    writer.writerow(["image", "psnr", "ssim"] + (["noisy_psnr"] if pairs else []))
-    for name, value, ssim, *noisy in scores:
-        writer.writerow([name, "%.4f" % value, "%.4f" % ssim] + ["%.4f" % v for v in noisy])
+    columns = ["image", "psnr", "ssim"] + [k for k in ("noisy_psnr",) + CHOICE_COLUMNS if k in scores[0]]
+    writer.writerow(columns)
+    for row in scores:
+        writer.writerow([("%.4f" % row[k]) if isinstance(row[k], float) else row[k] for k in columns])
     atomic_write_bytes(os.path.join(save_dir, "results.csv"), table.getvalue().encode())
+
+
+def score_row(row):
+    """What results.csv keeps of an evaluated row."""
+    kept = {"image": row["name"], "psnr": row["psnr"], "ssim": row["ssim"]}
+    if "noisy_psnr" in row:
+        kept["noisy_psnr"] = row["noisy_psnr"]
+    if "choice" in row:
+        reading = row["reading"]
+        kept.update(noise_sigma="%.2f" % reading.sigma, noise_sigma_2x2="%.2f" % reading.sigma_2x2,
+                    noise=reading.kind, model=row["choice"].name or "none")
+    return kept
 
 
 def main(argv=None):
     args = parse_args(argv)
-    device, model, net, precision = prepare_inference(args, args.logdir, announce=True)
+    device, precision = prepare_device(args)
+    if args.logdir == "auto":
+        model, net = None, None
+        chosen = ChosenNets(args, device, precision, available_weights(reference_dir=args.reference_weights))
+    else:
+        model, net = load_net(args, args.logdir, device, precision, announce=True)
+        chosen = None
     folder = resolve_set(args.data_path, args.test_data)
     layout, pairs = find_pairs(folder) if args.test_noiseL == 0 else (None, [])
     files = list_images(folder)
@@ -78,20 +107,23 @@ def main(argv=None):
     if pairs:
         print("%d pairs of already noisy and clean photos (%s): scored against the clean ones" % (len(pairs), layout))
         rows = evaluate_pairs(net, iter_pairs(pairs), device, amp=precision.dtype, tile=args.tile, x8=args.x8,
-                              quiet=args.quiet, total=len(pairs))
+                              quiet=args.quiet, total=len(pairs), chosen=chosen)
     else:
-        rows = evaluate_iter(net, iter_images(files, channels=model.channels), args.test_noiseL, device,
+        channels = None if model is None else model.channels  # auto: each image as stored, gray or colour
+        rows = evaluate_iter(net, iter_images(files, channels=channels), args.test_noiseL, device,
                              amp=precision.dtype, seed=args.seed, tile=args.tile, with_ssim=True, quiet=args.quiet,
-                             copies=args.copies, x8=args.x8, total=len(files))
+                             copies=args.copies, x8=args.x8, total=len(files), chosen=chosen, eight_bit=args.eight_bit)
     scored = bool(pairs) or args.test_noiseL > 0
     scores, count = [], 0
     for row in rows:
         count += 1
+        if "choice" in row:
+            say(describe(row["name"], row["reading"], row["choice"]))
         if not scored:
             say("%s denoised" % row["name"])
         else:
             say("%s PSNR %f SSIM %f" % (row["name"], row["psnr"], row["ssim"]))
-            scores.append((row["name"], row["psnr"], row["ssim"]) + ((row["noisy_psnr"],) if pairs else ()))
+            scores.append(score_row(row))
         if args.save_dir:
             save_row(row, args.save_dir, args.save_noisy)
     if not count:
@@ -99,12 +131,12 @@ def main(argv=None):
     if not scored:
         print("\ndenoised %d images (--test_noiseL 0: no clean reference, no PSNR)" % count)
     else:
-        mean_psnr = sum(s[1] for s in scores) / len(scores)
-        mean_ssim = float(np.nanmean([s[2] for s in scores]))
+        mean_psnr = sum(s["psnr"] for s in scores) / len(scores)
+        mean_ssim = float(np.nanmean([s["ssim"] for s in scores]))
         print("\nPSNR on test data %f" % mean_psnr)
         print("SSIM on test data %f" % mean_ssim)
         if pairs:
-            print("PSNR of the noisy inputs %f" % (sum(s[3] for s in scores) / len(scores)))
+            print("PSNR of the noisy inputs %f" % (sum(s["noisy_psnr"] for s in scores) / len(scores)))
         if args.save_dir:
             write_csv(scores, args.save_dir)
     return 0

@@ -1,0 +1,137 @@
+"""A photo's noise, read off the photo, and the model chosen for it from the weights there are: demo.py's
+default and test.py --logdir auto. docs/real-noise.md has the measurements the thresholds come from."""
+import csv
+import io
+import os
+from collections import namedtuple
+
+import numpy as np
+
+from utils import atomic_write_bytes
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+SHIPPED_DIR = os.path.join(ROOT, "weights")
+REFERENCE_DIR = os.path.join(ROOT, "weights", "reference")  # where weights/get_reference_weights.sh puts them
+
+# name -> folder: under SHIPPED_DIR what this project ships, under the reference folder what the user fetched
+SHIPPED = {"CDnCNN-B": "CDnCNN-B", "CDnCNN-camera": "CDnCNN-camera", "DnCNN-S-25": "DnCNN-S-25",
+           "ADNet-S-25": "ADNet-S-25"}
+REFERENCE = {**{"ADNet c%s" % s: "adnet/color/c%s" % s for s in ("15", "25", "35", "50", "75", "blind")},
+             **{"ADNet g%s" % s: "adnet/g%s" % s for s in ("15", "25", "50", "blind")},
+             **{"SaoYan DnCNN-%s" % s: "saoyan/DnCNN-%s" % s for s in ("S-15", "S-25", "S-50", "B")}}
+
+# White noise reads about the same on the pixels as on the 2x2 means (scaled back by 2). A camera's noise after
+# demosaicing and JPEG reads faint on the pixels (JPEG drops the finest scale) and several times higher on the
+# 2x2 means. Texture reads higher on the 2x2 means too, but a photo stored without JPEG (Kodak24, McMaster) also
+# reads at least 1.0 on its pixels; under that and twice over on the means: a camera's JPEG. A photo that misses
+# goes to the blind white-noise model, which keeps a photo close to itself (docs/real-noise.md).
+CAMERA_BELOW = 1.0
+CAMERA_RATIO = 2.0
+CLEAN_BELOW = 0.4   # 2x2 reading under this (8-bit units): nothing to remove
+HEAVY_ABOVE = 51.0  # sigma 75 reads 54 to 67 (clipped at 0 and 255), sigma 50 reads 38 to 49
+
+# (photo, noise) -> the models to use, the first one there is wins
+PREFERENCES = {
+    ("colour", "camera"): ["ADNet c15", "CDnCNN-camera"],
+    ("colour", "white"): ["ADNet cblind", "CDnCNN-B"],
+    ("colour", "heavy"): ["CDnCNN-B", "ADNet c75", "ADNet cblind"],  # CDnCNN-B learnt sigma up to 75
+    # a colour model on a gray photo sees the same noise in its three channels, not what it learnt: gray models
+    ("gray", "camera"): ["ADNet g15", "SaoYan DnCNN-S-15", "ADNet-S-25", "DnCNN-S-25"],
+    ("gray", "white"): ["ADNet gblind", "SaoYan DnCNN-B", "ADNet-S-25", "DnCNN-S-25"],
+    ("gray", "heavy"): ["ADNet g50", "SaoYan DnCNN-S-50", "ADNet gblind", "ADNet-S-25", "DnCNN-S-25"],
+}
+
+Reading = namedtuple("Reading", "sigma sigma_2x2 kind")  # 8-bit units; kind: clean, white, heavy or camera
+Choice = namedtuple("Choice", "name weights why")  # name None: the photo is kept as it is
+
+
+def add_reference_weights_flag(parser):
+    parser.add_argument("--reference_weights", default=REFERENCE_DIR, metavar="DIR",
+                        help="the references' checkpoints, as weights/get_reference_weights.sh lays them out, for the "
+                             "model chosen per photo (default: %(default)s; without them only this project's weights)")
+
+
+def bin_pixels(img, k):
+    """(C, H, W) -> the means of its k x k blocks (a ragged edge dropped)."""
+    c, h, w = img.shape
+    h, w = h // k * k, w // k * k
+    return img[:, :h, :w].reshape(c, h // k, k, w // k, k).mean(axis=(2, 4))
+
+
+def wavelet_sigma(img):
+    """scikit-image's wavelet estimate of white noise's sigma, averaged over the channels, in 8-bit units."""
+    from skimage.restoration import estimate_sigma
+    img = np.asarray(img, np.float32)
+    if img.shape[0] == 1:
+        return 255.0 * float(estimate_sigma(img[0]))
+    return 255.0 * float(estimate_sigma(np.transpose(img, (1, 2, 0)), channel_axis=-1, average_sigmas=True))
+
+
+def read_noise(img):
+    """The Reading of a (C, H, W) float photo in [0, 1]: the estimate on its pixels and on its 2x2 means."""
+    sigma = wavelet_sigma(img)
+    sigma_2x2 = 2.0 * wavelet_sigma(bin_pixels(img, 2))
+    return Reading(sigma, sigma_2x2, noise_kind(sigma, sigma_2x2))
+
+
+def noise_kind(sigma, sigma_2x2):
+    if sigma_2x2 < CLEAN_BELOW:
+        return "clean"
+    if sigma < CAMERA_BELOW and sigma_2x2 > CAMERA_RATIO * sigma:
+        return "camera"
+    return "heavy" if sigma > HEAVY_ABOVE else "white"
+
+
+def available_weights(shipped_dir=SHIPPED_DIR, reference_dir=REFERENCE_DIR):
+    """{name: folder} of the models whose weights are there."""
+    found = {}
+    for base, table in ((shipped_dir, SHIPPED), (reference_dir, REFERENCE)):
+        for name, folder in table.items():
+            path = os.path.join(base, folder)
+            if os.path.isdir(path) and any(f.endswith(".pth") for f in os.listdir(path)):
+                found[name] = path
+    return found
+
+
+def choose_model(reading, channels, available):
+    """The Choice for a photo of `channels` whose noise reads `reading`, from {name: weights} available."""
+    if reading.kind == "clean":
+        return Choice(None, None, "no noise to remove: kept as it is")
+    photo = "colour" if channels == 3 else "gray"
+    for name in PREFERENCES[(photo, reading.kind)]:
+        if name in available:
+            return Choice(name, available[name], "%s noise on a %s photo" % (reading.kind, photo))
+    raise LookupError("no weights for %s noise on a %s photo: none of %s is there"
+                      % (reading.kind, photo, ", ".join(PREFERENCES[(photo, reading.kind)])))
+
+
+def describe(name, reading, choice):
+    """One line per photo: what was read and what was done."""
+    return "%s: noise %.1f (2x2 means: %.1f), %s -> %s" % (
+        name, reading.sigma, reading.sigma_2x2, reading.kind, choice.name or "kept as it is")
+
+
+CSV_FIELDS = ("image", "noise_sigma", "noise_sigma_2x2", "noise", "model", "weights")
+
+
+def choice_row(image, reading, choice):
+    return {"image": image, "noise_sigma": "%.2f" % reading.sigma, "noise_sigma_2x2": "%.2f" % reading.sigma_2x2,
+            "noise": reading.kind, "model": choice.name or "none", "weights": choice.weights or ""}
+
+
+def read_choices(path):
+    """{image: row} of an earlier run's CSV (a re-run keeps the rows of the photos it skips)."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, newline="") as f:
+        return {row["image"]: row for row in csv.DictReader(f)}
+
+
+def write_choices(path, rows):
+    """The rows ({image: row}) as a CSV, sorted by image, written atomically."""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for image in sorted(rows):
+        writer.writerow(rows[image])
+    atomic_write_bytes(path, table.getvalue().encode())
