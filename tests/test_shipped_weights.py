@@ -37,8 +37,10 @@ def test_loads_folds_and_exports(path, tmp_path):
 def test_demo_defaults_use_shipped_weights(tmp_path):
     out = run_script("demo.py", "--out", str(tmp_path), "--quiet")
     assert out.returncode == 0, out.stderr
-    assert sorted(os.listdir(tmp_path)) == ["shapes_compare.png", "shapes_denoised.png",
+    assert sorted(os.listdir(tmp_path)) == ["choices.csv", "shapes_compare.png", "shapes_denoised.png",
                                             "waves_compare.png", "waves_denoised.png"]
+    with open(tmp_path / "choices.csv") as f:
+        assert sorted(row.split(",")[0] for row in f.read().splitlines()[1:]) == ["shapes.png", "waves.png"]
     psnrs = [float(line.split()[2]) for line in out.stdout.splitlines() if " PSNR " in line]
     noisy = [float(line.split()[4].rstrip(")")) for line in out.stdout.splitlines() if " PSNR " in line]
     assert all(p > n + 3 for p, n in zip(psnrs, noisy))  # it really denoises
