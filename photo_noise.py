@@ -2,6 +2,7 @@
 default and test.py --logdir auto. docs/real-noise.md has the measurements the thresholds come from."""
 import csv
 import io
+import math
 import os
 from collections import namedtuple
 
@@ -30,16 +31,25 @@ CAMERA_RATIO = 2.0
 CLEAN_BELOW = 0.4   # 2x2 reading under this (8-bit units): nothing to remove
 HEAVY_ABOVE = 51.0  # sigma 75 reads 54 to 67 (clipped at 0 and 255), sigma 50 reads 38 to 49
 
-# (photo, noise) -> the models to use, the first one there is wins
+# (photo, noise) -> the models to use, the first one there is wins (for white and heavy noise: the first whose
+# SIGMA_RANGE holds the reading)
 PREFERENCES = {
     ("colour", "camera"): ["ADNet c15", "CDnCNN-camera"],
     ("colour", "white"): ["ADNet cblind", "CDnCNN-B"],
     ("colour", "heavy"): ["CDnCNN-B", "ADNet c75", "ADNet cblind"],  # CDnCNN-B learnt sigma up to 75
     # a colour model on a gray photo sees the same noise in its three channels, not what it learnt: gray models
-    ("gray", "camera"): ["ADNet g15", "SaoYan DnCNN-S-15", "ADNet-S-25", "DnCNN-S-25"],
-    ("gray", "white"): ["ADNet gblind", "SaoYan DnCNN-B", "ADNet-S-25", "DnCNN-S-25"],
-    ("gray", "heavy"): ["ADNet g50", "SaoYan DnCNN-S-50", "ADNet gblind", "ADNet-S-25", "DnCNN-S-25"],
+    ("gray", "camera"): ["ADNet g15", "SaoYan DnCNN-S-15", "DnCNN-S-25", "ADNet-S-25"],
+    ("gray", "white"): ["ADNet g50", "SaoYan DnCNN-S-50", "ADNet gblind", "SaoYan DnCNN-B", "DnCNN-S-25",
+                        "ADNet-S-25"],
+    ("gray", "heavy"): ["SaoYan DnCNN-S-50", "ADNet g50", "SaoYan DnCNN-B", "ADNet gblind", "DnCNN-S-25",
+                        "ADNet-S-25"],
 }
+
+# White noise's reading (8-bit units) a model is used for. A sigma-50 model beats the gray blind ones from a
+# little under 50 (the reading of sigma 50 is 44 to 47, of sigma 35 at most 34.2); a sigma-25 model makes light
+# noise worse than the input: under 8 (sigma 5 reads 5.4 to 6.2) the photo is kept as it is.
+SIGMA_RANGE = {"ADNet g50": (40.0, math.inf), "SaoYan DnCNN-S-50": (40.0, math.inf),
+               "DnCNN-S-25": (8.0, math.inf), "ADNet-S-25": (8.0, math.inf)}
 
 Reading = namedtuple("Reading", "sigma sigma_2x2 kind")  # 8-bit units; kind: clean, white, heavy or camera
 Choice = namedtuple("Choice", "name weights why")  # name None: the photo is kept as it is
@@ -93,22 +103,31 @@ def available_weights(shipped_dir=SHIPPED_DIR, reference_dir=REFERENCE_DIR):
     return found
 
 
+def in_range(name, reading):
+    """Whether the model is for this reading (SIGMA_RANGE; camera noise's reading is not its sigma)."""
+    low, high = SIGMA_RANGE.get(name, (0.0, math.inf))
+    return reading.kind not in ("white", "heavy") or low <= reading.sigma <= high
+
+
 def choose_model(reading, channels, available):
     """The Choice for a photo of `channels` whose noise reads `reading`, from {name: weights} available."""
     if reading.kind == "clean":
-        return Choice(None, None, "no noise to remove: kept as it is")
+        return Choice(None, None, "no noise to remove")
     photo = "colour" if channels == 3 else "gray"
-    for name in PREFERENCES[(photo, reading.kind)]:
-        if name in available:
+    there = [name for name in PREFERENCES[(photo, reading.kind)] if name in available]
+    if not there:
+        raise LookupError("no weights for %s noise on a %s photo: none of %s is there"
+                          % (reading.kind, photo, ", ".join(PREFERENCES[(photo, reading.kind)])))
+    for name in there:
+        if in_range(name, reading):
             return Choice(name, available[name], "%s noise on a %s photo" % (reading.kind, photo))
-    raise LookupError("no weights for %s noise on a %s photo: none of %s is there"
-                      % (reading.kind, photo, ", ".join(PREFERENCES[(photo, reading.kind)])))
+    return Choice(None, None, "noise under what %s %s for" % (" and ".join(there), "are" if len(there) > 1 else "is"))
 
 
 def describe(name, reading, choice):
     """One line per photo: what was read and what was done."""
-    return "%s: noise %.1f (2x2 means: %.1f), %s -> %s" % (
-        name, reading.sigma, reading.sigma_2x2, reading.kind, choice.name or "kept as it is")
+    done = choice.name or "kept as it is" + ("" if reading.kind == "clean" else " (%s)" % choice.why)
+    return "%s: noise %.1f (2x2 means: %.1f), %s -> %s" % (name, reading.sigma, reading.sigma_2x2, reading.kind, done)
 
 
 CSV_FIELDS = ("image", "noise_sigma", "noise_sigma_2x2", "noise", "model", "weights")

@@ -10,7 +10,7 @@ import torch
 
 from camera_noise import add_camera_noise
 from conftest import SHARED, needs_shared, run_script
-from photo_noise import (CSV_FIELDS, PREFERENCES, Reading, available_weights, choose_model, noise_kind,
+from photo_noise import (CSV_FIELDS, PREFERENCES, Reading, available_weights, choose_model, describe, noise_kind,
                          read_noise)
 from utils import add_test_noise
 
@@ -90,12 +90,36 @@ OURS = {name: "/ours/" + name for name in ("CDnCNN-B", "CDnCNN-camera", "DnCNN-S
     ("heavy", 3, ZOO, "CDnCNN-B"),
     ("heavy", 3, {"ADNet c75": "/x", "ADNet cblind": "/y"}, "ADNet c75"),
     ("white", 1, ZOO, "ADNet gblind"),
-    ("white", 1, OURS, "ADNet-S-25"),         # never a colour model on a gray photo
+    ("white", 1, OURS, "DnCNN-S-25"),         # never a colour model on a gray photo
     ("camera", 1, {"DnCNN-S-25": "/x"}, "DnCNN-S-25"),
+    ("heavy", 1, ZOO, "SaoYan DnCNN-S-50"),
 ])
 def test_choice_rule(kind, channels, available, expected):
-    choice = choose_model(Reading(10.0, 20.0, kind), channels, available)
+    choice = choose_model(Reading(10.0 if kind != "heavy" else 60.0, 20.0, kind), channels, available)
     assert (choice.name, choice.weights) == (expected, available[expected])
+
+
+@pytest.mark.parametrize("sigma, available, expected", [
+    (45.0, ZOO, "ADNet g50"),                 # a sigma-50 model from a reading of 40 (sigma 50 reads 44 to 47)
+    (39.0, ZOO, "ADNet gblind"),
+    (45.0, {"SaoYan DnCNN-S-50": "/a", "SaoYan DnCNN-B": "/b"}, "SaoYan DnCNN-S-50"),
+    (20.0, {"SaoYan DnCNN-S-50": "/a", "SaoYan DnCNN-B": "/b"}, "SaoYan DnCNN-B"),
+    (8.5, OURS, "DnCNN-S-25"),
+    (6.0, OURS, None),                        # a sigma-25 model would make light noise worse: kept as it is
+    (6.0, ZOO, "ADNet gblind"),
+])
+def test_gray_white_noise_goes_by_its_reading(sigma, available, expected):
+    choice = choose_model(Reading(sigma, sigma, "white"), 1, available)
+    assert choice.name == expected
+    assert choice.weights == (available[expected] if expected else None)
+    if expected is None:
+        assert "noise under what DnCNN-S-25 and ADNet-S-25 are for" == choice.why
+        assert describe("a.png", Reading(sigma, sigma, "white"), choice).endswith(
+            "white -> kept as it is (noise under what DnCNN-S-25 and ADNet-S-25 are for)")
+
+
+def test_camera_noise_ignores_the_sigma_ranges():
+    assert choose_model(Reading(0.3, 2.0, "camera"), 1, OURS).name == "DnCNN-S-25"
 
 
 def test_clean_photos_are_kept_and_nothing_there_is_an_error():
@@ -138,7 +162,7 @@ def test_demo_default_says_and_writes_each_choice(tmp_path):
     assert set(rows) == {"noisy.png", "clean.png", "gray.png"} and list(read_csv(out / "choices.csv")[0]) == list(CSV_FIELDS)
     assert (rows["noisy.png"]["noise"], rows["noisy.png"]["model"]) == ("white", "CDnCNN-B")
     assert abs(float(rows["noisy.png"]["noise_sigma"]) - 20) < 2
-    assert rows["gray.png"]["model"] == "ADNet-S-25" and rows["clean.png"]["model"] == "none"
+    assert rows["gray.png"]["model"] == "DnCNN-S-25" and rows["clean.png"]["model"] == "none"
     kept = cv2.imread(str(out / "clean_denoised.png")).transpose(2, 0, 1)
     assert np.array_equal(kept, np.round(clean * 255).astype(np.uint8))
     os.remove(out / "gray_denoised.png")  # a re-run redoes this one and keeps the others' rows
