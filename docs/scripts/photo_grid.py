@@ -79,8 +79,11 @@ def run_grid(args):
 
 
 def default_choice(row, available):
-    reading = Reading(*row["reading"])
-    return choose_model(reading, row["channels"], available).name or KEPT
+    """The model the rule picks among `available` (None: none of its list is in the grid)."""
+    try:
+        return choose_model(Reading(*row["reading"]), row["channels"], available).name or KEPT
+    except LookupError:
+        return None
 
 
 def cell(value):
@@ -117,7 +120,7 @@ def table(paths):
         cells = []
         for s in sigmas:
             picks = {i: default_choice(first[(i, s)], available) for i in images(s)}
-            if any((i, s, m) not in psnrs for i, m in picks.items()):
+            if any(m is None or (i, s, m) not in psnrs for i, m in picks.items()):
                 cells.append("(not in the grid)")
                 continue
             value = float(np.mean([psnrs[(i, s, m)] for i, m in picks.items()]))
