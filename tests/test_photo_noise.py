@@ -190,3 +190,28 @@ def test_demo_keeps_fp32_by_default():
     # bf16 lost 0.08 dB on PolyU and 0.46 dB on Kodak24 at sigma 25 under the default's models (docs/real-noise.md)
     import demo
     assert demo.parse_args([]).amp == "none"
+
+
+def test_photo_grid_scores_every_model_and_derives_the_default(tmp_path):
+    """docs/scripts/photo_grid.py, which measures the rule: a row per photo, sigma and model, and a table whose
+    default row is the output of the model the rule picks for each photo."""
+    import json
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(photos / ("%d.png" % i)), np.round(smooth_photo(1, 48 + 8 * i)[0] * 255).astype(np.uint8))
+    grid = tmp_path / "grid.jsonl"
+    args = ["docs/scripts/photo_grid.py", str(photos), "--channels", "1", "--sigmas", "0", "25",
+            "--reference_weights", str(tmp_path / "none"), "--out", str(grid)]
+    assert run_script(*args).returncode == 0
+    rows = [json.loads(line) for line in open(grid)]
+    assert sorted({r["model"] for r in rows}) == ["ADNet-S-25", "DnCNN-S-25", "kept as it is"]
+    assert len(rows) == 2 * 2 * 3
+    again = run_script(*args)  # a finished grid is not redone
+    assert again.returncode == 0 and len(open(grid).read().splitlines()) == len(rows)
+    table = run_script("docs/scripts/photo_grid.py", str(grid), "--table")
+    assert table.returncode == 0, table.stderr
+    default = next(line for line in table.stdout.splitlines() if line.startswith("| **default**, this project"))
+    dncnn = {(r["image"], r["sigma"]): r["psnr"] for r in rows if r["model"] == "DnCNN-S-25"}
+    assert "**∞** (kept as it is 2)" in default  # clean photos are kept
+    assert "**%.2f** (DnCNN-S-25 2)" % np.mean([dncnn[(i, 25)] for i in ("0.png", "1.png")]) in default
