@@ -30,7 +30,7 @@ from device import setup_host
 from images import list_images
 from inference import BACKENDS, denoise_image, inference_model
 from onnx_backend import OnnxRuntimeNet
-from precision import precision_for
+from precision import AMP_CHOICES, precision_for
 from training import add_train_noise, patches_to_device
 from utils import ArgParser, batch_psnr, run_cli
 
@@ -529,8 +529,9 @@ def bench_photo(args, tmp):
     folder = os.path.join(tmp, "photo")
     os.makedirs(folder, exist_ok=True)
     cv2.imwrite(os.path.join(folder, "photo.png"), synthetic_photo())
-    print("\n## demo.py on one 4000x3000 colour photo, %s, --test_noiseL 0, %s threads"
-          % (args.photo_weights, os.environ.get("OMP_NUM_THREADS", "all")))
+    amp = [] if args.photo_amp is None else ["--amp", args.photo_amp]
+    print("\n## demo.py on one 4000x3000 colour photo, %s, --test_noiseL 0, --amp %s, %s threads"
+          % (args.photo_weights, args.photo_amp or "as demo.py's default", os.environ.get("OMP_NUM_THREADS", "all")))
     print("| --backend | --tile | seconds | s/MP | CPU seconds (user + system) | peak RSS (MiB) |\n|---|---|---|---|---|---|")
     megapixels = 4000 * 3000 / 1e6
     for backend in args.photo_backends:
@@ -538,7 +539,7 @@ def bench_photo(args, tmp):
             chosen = [] if args.photo_weights == "auto" else ["--demo_pth_path", args.photo_weights]
             cmd = [sys.executable, os.path.join(HERE, "demo.py"), "--demo_img_path", folder] + chosen + [
                    "--test_noiseL", "0", "--out", os.path.join(tmp, "out_%s_%s" % (backend, tile)),
-                   "--tile", tile, "--backend", backend, "--no_compare", "--quiet"]
+                   "--tile", tile, "--backend", backend, "--no_compare", "--quiet"] + amp
             start = time.perf_counter()
             child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
             _, status, usage = os.wait4(child.pid, 0)
@@ -560,6 +561,7 @@ def main(argv=None):
     p.add_argument("--photo_weights", default="auto",
                    help="photo: weights for demo.py (auto: demo.py's default, the model chosen for the photo)")
     p.add_argument("--photo_tiles", nargs="+", default=["0", "auto"])
+    p.add_argument("--photo_amp", default=None, choices=AMP_CHOICES, help="photo: demo.py's --amp (default: its own)")
     p.add_argument("--photo_backends", nargs="+", default=["torch", "onnxruntime"], choices=BACKENDS)
     p.add_argument("--archs", nargs="+", default=["DnCNN", "ADNet"])
     p.add_argument("--batch", type=int, default=128)

@@ -69,3 +69,19 @@ def test_camera_noise_is_reproducible_8_bit_and_signal_dependent():
 def test_camera_noise_needs_colour():
     with pytest.raises(ValueError, match="colour"):
         add_camera_noise(torch.zeros(2, 1, 8, 8), torch.Generator().manual_seed(0))
+
+
+def channel_correlation(noise):
+    """Mean correlation of the B-G, G-R and B-R noise over a (N, 3, H, W) batch."""
+    flat = noise.permute(1, 0, 2, 3).reshape(3, -1).numpy()
+    corr = np.corrcoef(flat)
+    return (corr[0, 1] + corr[1, 2] + corr[0, 2]) / 3
+
+
+def test_crosstalk_sets_how_alike_the_channels_noise_is():
+    """v1 pushes noise into chroma (its channels' noise correlates 0.1 to 0.3), v4 into luma (about 0.6, as PolyU's
+    measured noise, docs/real-noise.md). On flat grey, where JPEG's own error is small beside the noise."""
+    clean = torch.full((64, 3, 40, 40), 0.45)
+    corr = {p: channel_correlation(add_camera_noise(clean, torch.Generator().manual_seed(0), p) - clean)
+            for p in ("v1", "v4")}
+    assert corr["v1"] < 0.4 < 0.5 < corr["v4"], corr
