@@ -26,15 +26,17 @@ CHROMA_TABLE = [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 
 # (noisy - clean) about 0.65 (docs/real-noise.md): v4's colour matrix pulls the noise towards luma instead
 # (about 0.6) and its levels are higher (8-bit std 1.2 to 10, median 3; PolyU's 2.1 to 7.6).
 PROFILES = {
-    "v1": dict(shot_log10=(-4.5, -2.3), read_log10=(-7.0, -5.0), blur_p=0.5, blur_sigma=(0.3, 1.2), coarse_p=0.0),
-    "v2": dict(shot_log10=(-4.2, -2.0), read_log10=(-6.7, -4.7), blur_p=0.6, blur_sigma=(0.3, 2.0), coarse_p=0.0),
-    "v3": dict(shot_log10=(-4.2, -2.0), read_log10=(-6.7, -4.7), blur_p=0.6, blur_sigma=(0.3, 2.0), coarse_p=0.3),
+    "v1": dict(shot_log10=(-4.5, -2.3), read_log10=(-7.0, -5.0), blur_p=0.5, blur_sigma=(0.3, 1.2), coarse_p=0.0,
+               crosstalk=(0.0, 0.5)),
+    "v2": dict(shot_log10=(-4.2, -2.0), read_log10=(-6.7, -4.7), blur_p=0.6, blur_sigma=(0.3, 2.0), coarse_p=0.0,
+               crosstalk=(0.0, 0.5)),
+    "v3": dict(shot_log10=(-4.2, -2.0), read_log10=(-6.7, -4.7), blur_p=0.6, blur_sigma=(0.3, 2.0), coarse_p=0.3,
+               crosstalk=(0.0, 0.5)),
     "v4": dict(shot_log10=(-3.8, -1.7), read_log10=(-6.3, -4.3), blur_p=0.6, blur_sigma=(0.3, 2.0), coarse_p=0.0,
                crosstalk=(-0.8, 0.0)),
 }
 DEFAULT_PROFILE = "v1"
 GAIN_RANGE = (1.0, 2.2)  # white-balance gain of red and blue over green
-CROSSTALK = (0.0, 0.5)  # colour-correction matrix I(1+k) - k/3: k > 0 pushes noise into chroma, k < 0 into luma
 JPEG_P, JPEG_QUALITY, SUBSAMPLE_P = 0.75, (60, 98), 0.5
 PARAMS = 10  # uniforms drawn per patch (then one more where a profile has coarse noise)
 
@@ -164,9 +166,10 @@ def add_camera_noise(clean, gen, profile=DEFAULT_PROFILE):
         pick = torch.rand(n, generator=gen, device=gen.device).to(x.device).view(-1, 1, 1, 1) < p["coarse_p"]
         noise = torch.where(pick, coarse, noise)
 
-    low, high = p.get("crosstalk", CROSSTALK)
+    low, high = p["crosstalk"]
     k = low + (high - low) * col(4)
-    noise = (1 + k) * noise - k * noise.mean(1, keepdim=True)  # rows sum to one
+    # colour-correction matrix I(1+k) - k/3 (rows sum to one): k > 0 pushes noise into chroma, k < 0 into luma
+    noise = (1 + k) * noise - k * noise.mean(1, keepdim=True)
     low, high = p["blur_sigma"]
     blurred = gaussian_blur(noise, low + (high - low) * u[:, 5])
     noise = torch.where(col(6) < p["blur_p"], blurred, noise)
