@@ -16,7 +16,7 @@ from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, u
 from onnx_backend import OnnxRuntimeNet, onnxruntime_available
 from photo_noise import choose_model, read_noise
 from precision import add_amp_flag, autocast, precision_bytes, precision_for
-from utils import UserError, add_test_noise, legacy_device_id, non_negative, progress, psnr, ssim, warn
+from utils import UserError, add_test_noise, legacy_device_id, non_negative, progress, psnr, ssim, stored_in_8_bits, warn
 
 def inference_model(model, device, fold=True, channels_last=True):
     """Eval copy for inference: BN folded into the convs, channels_last, on the device."""
@@ -361,7 +361,7 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
         batch = torch.from_numpy(clean)[None].repeat(copies, 1, 1, 1)
         noisy = add_test_noise(batch, sigma, seed) if sigma > 0 else batch
         if eight_bit:
-            noisy = torch.round(noisy.clamp(0.0, 1.0) * 255.0) / 255.0
+            noisy = stored_in_8_bits(noisy)
         row = {"name": os.path.basename(path), "path": path, "psnr": None, "noisy": noisy[0].numpy()}
         if chosen is None:
             est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8).clamp(0.0, 1.0).numpy()

@@ -129,6 +129,20 @@ def add_test_noise(clean, sigma, seed=0):
     return clean + noise
 
 
+def stored_in_8_bits(img):
+    """img (a tensor or an array in [0, 1] units) clipped and rounded to 8 bits, as a photo is stored
+    (test.py --eight_bit)."""
+    return (img.clip(0.0, 1.0) * 255.0).round() / 255.0
+
+
+def eight_bit_noisy(clean, sigma, seed=0):
+    """A clean (C, H, W) array with the test protocol's noise, stored in 8 bits; sigma 0: clean as it is."""
+    import torch
+    if sigma == 0:
+        return clean
+    return stored_in_8_bits(add_test_noise(torch.from_numpy(clean)[None], sigma, seed)[0].numpy())
+
+
 def psnr(clean, estimate):
     from skimage.metrics import peak_signal_noise_ratio
     return float(peak_signal_noise_ratio(np.asarray(clean, np.float32), np.asarray(estimate, np.float32), data_range=1.0))

@@ -12,7 +12,7 @@ from camera_noise import add_camera_noise
 from conftest import SHARED, needs_shared, run_script
 from photo_noise import (CSV_FIELDS, PREFERENCES, Reading, available_weights, choose_model, describe, noise_kind,
                          read_noise)
-from utils import add_test_noise
+from utils import add_test_noise, eight_bit_noisy, stored_in_8_bits
 
 
 def smooth_photo(channels=3, size=256):
@@ -22,8 +22,18 @@ def smooth_photo(channels=3, size=256):
     return np.stack(waves[:channels]).astype(np.float32)
 
 
-def stored_8bit(img):
-    return (np.round(np.clip(img, 0, 1) * 255) / 255).astype(np.float32)
+stored_8bit = stored_in_8_bits
+
+
+def test_eight_bit_noisy_is_the_test_noise_stored_as_a_photo():
+    clean = smooth_photo(3, 64)
+    noisy = eight_bit_noisy(clean, 25, seed=3)
+    levels = noisy * 255.0
+    assert noisy.dtype == np.float32 and noisy.min() >= 0.0 and noisy.max() <= 1.0
+    assert np.abs(levels - np.round(levels)).max() < 1e-4  # whole 8-bit levels
+    unrounded = add_test_noise(torch.from_numpy(clean)[None], 25, 3)[0].numpy().clip(0.0, 1.0)
+    assert np.abs(noisy - unrounded).max() <= 0.5 / 255.0 + 1e-6  # the same noise, rounded once
+    assert eight_bit_noisy(clean, 0) is clean
 
 
 @pytest.mark.parametrize("channels", [1, 3])

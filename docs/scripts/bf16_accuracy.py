@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from checkpoints import load_model  # noqa: E402
 from images import find_pairs, read_image  # noqa: E402
 from inference import denoise_any, inference_net  # noqa: E402
-from utils import add_test_noise, psnr  # noqa: E402
+from utils import eight_bit_noisy, psnr  # noqa: E402
 
 
 def cases(args):
@@ -25,8 +25,7 @@ def cases(args):
     for path in args.photos:
         clean = read_image(path, 3)
         for sigma in args.sigmas:
-            noisy = add_test_noise(torch.from_numpy(clean)[None], sigma, args.seed)[0].numpy()
-            yield "sigma %g" % sigma, np.round(np.clip(noisy, 0.0, 1.0) * 255.0) / 255.0, clean
+            yield "sigma %g" % sigma, eight_bit_noisy(clean, sigma, args.seed), clean
     if args.pairs:
         for _, noisy_path, clean_path in find_pairs(args.pairs)[1][::args.every]:
             yield os.path.basename(os.path.normpath(args.pairs)), read_image(noisy_path, 3), read_image(clean_path, 3)

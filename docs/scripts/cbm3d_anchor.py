@@ -14,12 +14,11 @@ import os
 import sys
 
 import numpy as np
-import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from images import find_pairs, iter_images, iter_pairs, list_images  # noqa: E402
 from photo_noise import read_noise  # noqa: E402
-from utils import add_test_noise, psnr  # noqa: E402
+from utils import eight_bit_noisy, psnr  # noqa: E402
 
 
 def estimated_sigma(reading):
@@ -45,8 +44,7 @@ def noisy_copies(folder, sigmas, seed):
     """(name, noisy, clean, sigma) under test.py --eight_bit's protocol: add_test_noise, clipped, 8 bits."""
     for path, clean in iter_images(list_images(folder), channels=3):
         for sigma in sigmas:
-            noisy = clean if sigma == 0 else add_test_noise(torch.from_numpy(clean)[None], sigma, seed)[0].numpy()
-            yield os.path.basename(path), np.round(np.clip(noisy, 0.0, 1.0) * 255.0) / 255.0, clean, sigma
+            yield os.path.basename(path), eight_bit_noisy(clean, sigma, seed), clean, sigma
 
 
 def main():

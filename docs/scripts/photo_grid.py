@@ -25,7 +25,7 @@ from checkpoints import load_model  # noqa: E402
 from images import find_pairs, list_images, read_image  # noqa: E402
 from inference import denoise_any, inference_net  # noqa: E402
 from photo_noise import SHIPPED, Reading, available_weights, choose_model, read_noise  # noqa: E402
-from utils import add_test_noise, psnr  # noqa: E402
+from utils import eight_bit_noisy, psnr  # noqa: E402
 
 SIGMAS = (0, 5, 10, 15, 25, 35, 50, 75)
 KEPT = "kept as it is"
@@ -46,8 +46,7 @@ def photos(args):
     for path in list_images(args.folder)[args.offset::args.every]:
         clean = read_image(path, args.channels)
         for sigma in args.sigmas:
-            noisy = clean if sigma == 0 else add_test_noise(torch.from_numpy(clean)[None], sigma, args.seed)[0].numpy()
-            yield os.path.basename(path), sigma, np.round(np.clip(noisy, 0.0, 1.0) * 255.0) / 255.0, clean
+            yield os.path.basename(path), sigma, eight_bit_noisy(clean, sigma, args.seed), clean
 
 
 def run_grid(args):
