@@ -547,6 +547,29 @@ def bench_photo(args, tmp):
             print("| %s | %s | %.1f | %.2f | %.1f | %.0f |%s"
                   % (backend, tile, seconds, seconds / megapixels, usage.ru_utime + usage.ru_stime,
                      usage.ru_maxrss / 1024, "" if status == 0 else " failed"), flush=True)
+    print_photo_floor(args, photo_pixels=cv2.imread(os.path.join(folder, "photo.png")), megapixels=megapixels)
+
+
+def photo_model(weights, photo):
+    """The checkpoint demo.py runs on `photo` (H, W, 3 uint8): --photo_weights, or its default's choice."""
+    from checkpoints import load_model
+    from images import pixels_to_float
+    from photo_noise import available_weights, choose_model, read_noise
+    if weights == "auto":
+        weights = choose_model(read_noise(pixels_to_float(photo)), 3, available_weights()).weights
+    return load_model(weights)
+
+
+def print_photo_floor(args, photo_pixels, megapixels):
+    """The least time the photo's model can take on this machine: its convolutions' arithmetic at what one
+    64->64 3x3 convolution reaches here (forward, batch 1, 256x256), ignoring tiles' overlap, activations and I/O."""
+    model = photo_model(args.photo_weights, photo_pixels)
+    dtypes = [("fp32", None)] + ([("bf16", torch.bfloat16)] if precision_for("bf16", torch.device("cpu")).dtype else [])
+    for name, dtype in dtypes:
+        gflops = measured_conv_gflops(dtype, batch=1, size=256, backward=False)
+        floor = megapixels * 1e6 * conv_flops_per_pixel(model) / gflops / 1e9
+        print("arithmetic floor, %s: %.2f GFLOP per MP at %.0f GFLOP/s (one 64->64 conv, forward) = %.1f s for the "
+              "photo" % (name, conv_flops_per_pixel(model) / 1e3, gflops, floor), flush=True)
 
 def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])

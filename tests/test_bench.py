@@ -46,3 +46,20 @@ def test_cheap_sections_print_a_full_row_per_model(tmp_path):
     header, *rows = found[titles["preprocess"][0]]
     assert [row[0] for row in rows] == ["reference-style", "this port"], rows
     assert re.search(r"speed-up [\d.]+x", out.stdout), out.stdout[-500:]
+
+
+def test_photo_floor_is_the_chosen_models_arithmetic_at_this_machines_conv_speed(capsys):
+    import numpy as np
+    import bench
+    from conftest import ROOT
+    photo = (np.random.RandomState(0).rand(64, 64, 3) * 255).astype(np.uint8)
+    assert bench.photo_model("auto", photo).channels == 3  # white noise on a colour photo: a colour model
+    weights = os.path.join(ROOT, "weights", "CDnCNN-B")
+    assert bench.conv_flops_per_pixel(bench.photo_model(weights, photo)) == 2 * 9 * (3 * 64 + 15 * 64 * 64 + 64 * 3)
+    bench.print_photo_floor(type("Args", (), {"photo_weights": weights}), photo, megapixels=12.0)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.startswith("arithmetic floor, ") for line in lines), lines
+    for line in lines:
+        per_mp, gflops, seconds = map(float, re.search(r"([\d.]+) GFLOP per MP at ([\d.]+) GFLOP/s .* = ([\d.]+) s",
+                                                       line).groups())
+        assert abs(per_mp - 1112.832) < 0.01 and abs(seconds - 12 * per_mp / gflops) <= 0.05 + 0.01 * seconds, line
