@@ -15,8 +15,8 @@ SHIPPED_DIR = os.path.join(ROOT, "weights")
 REFERENCE_DIR = os.path.join(ROOT, "weights", "reference")  # where weights/get_reference_weights.sh puts them
 
 # name -> folder: under SHIPPED_DIR what this project ships, under the reference folder what the user fetched
-SHIPPED = {"CDnCNN-B": "CDnCNN-B", "CDnCNN-camera": "CDnCNN-camera", "DnCNN-S-25": "DnCNN-S-25",
-           "ADNet-S-25": "ADNet-S-25"}
+SHIPPED = {"CDnCNN-B": "CDnCNN-B", "CDnCNN-S-15": "CDnCNN-S-15", "CDnCNN-camera": "CDnCNN-camera",
+           "DnCNN-S-25": "DnCNN-S-25", "ADNet-S-25": "ADNet-S-25"}
 REFERENCE = {**{"ADNet c%s" % s: "adnet/color/c%s" % s for s in ("15", "25", "35", "50", "75", "blind")},
              **{"ADNet g%s" % s: "adnet/g%s" % s for s in ("15", "25", "50", "blind")},
              **{"SaoYan DnCNN-%s" % s: "saoyan/DnCNN-%s" % s for s in ("S-15", "S-25", "S-50", "B")}}
@@ -34,7 +34,8 @@ HEAVY_ABOVE = 51.0  # sigma 75 reads 54 to 67 (clipped at 0 and 255), sigma 50 r
 # (photo, noise) -> the models to use, the first one there is wins (for white and heavy noise: the first whose
 # SIGMA_RANGE holds the reading)
 PREFERENCES = {
-    ("colour", "camera"): ["ADNet c15", "CDnCNN-camera"],
+    # a fixed sigma-15 white-noise model removes a camera's noise (in PolyU) better than one trained on a camera's
+    ("colour", "camera"): ["ADNet c15", "CDnCNN-S-15", "CDnCNN-camera"],
     ("colour", "white"): ["ADNet cblind", "CDnCNN-B"],
     ("colour", "heavy"): ["CDnCNN-B", "ADNet c75", "ADNet cblind"],  # CDnCNN-B learnt sigma up to 75
     # a colour model on a gray photo sees the same noise in its three channels, not what it learnt: gray models

@@ -89,12 +89,13 @@ def test_noise_kinds_from_made_up_readings():
 
 
 ZOO = {name: "/zoo/" + name for prefs in PREFERENCES.values() for name in prefs}
-OURS = {name: "/ours/" + name for name in ("CDnCNN-B", "CDnCNN-camera", "DnCNN-S-25", "ADNet-S-25")}
+OURS = {name: "/ours/" + name for name in ("CDnCNN-B", "CDnCNN-S-15", "CDnCNN-camera", "DnCNN-S-25", "ADNet-S-25")}
 
 
 @pytest.mark.parametrize("kind, channels, available, expected", [
     ("camera", 3, ZOO, "ADNet c15"),
-    ("camera", 3, OURS, "CDnCNN-camera"),
+    ("camera", 3, OURS, "CDnCNN-S-15"),
+    ("camera", 3, {"CDnCNN-camera": "/x", "CDnCNN-B": "/y"}, "CDnCNN-camera"),
     ("white", 3, ZOO, "ADNet cblind"),
     ("white", 3, OURS, "CDnCNN-B"),
     ("heavy", 3, ZOO, "CDnCNN-B"),
@@ -145,7 +146,7 @@ def test_available_weights_finds_shipped_and_fetched(tmp_path):
     found = available_weights(reference_dir=str(tmp_path))
     assert found["ADNet c15"] == str(tmp_path / "adnet" / "color" / "c15")
     assert "ADNet c25" not in found
-    assert {"CDnCNN-B", "CDnCNN-camera", "DnCNN-S-25", "ADNet-S-25"} <= set(found)
+    assert {"CDnCNN-B", "CDnCNN-S-15", "CDnCNN-camera", "DnCNN-S-25", "ADNet-S-25"} <= set(found)
 
 
 def read_csv(path):
