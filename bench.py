@@ -563,13 +563,13 @@ def photo_model(weights, photo):
 def print_photo_floor(args, photo_pixels, megapixels):
     """The least time the photo's model can take on this machine: its convolutions' arithmetic at what one
     64->64 3x3 convolution reaches here (forward, batch 1, 256x256), ignoring tiles' overlap, activations and I/O."""
-    model = photo_model(args.photo_weights, photo_pixels)
+    flops_per_pixel = conv_flops_per_pixel(photo_model(args.photo_weights, photo_pixels))
     dtypes = [("fp32", None)] + ([("bf16", torch.bfloat16)] if precision_for("bf16", torch.device("cpu")).dtype else [])
     for name, dtype in dtypes:
         gflops = measured_conv_gflops(dtype, batch=1, size=256, backward=False)
-        floor = megapixels * 1e6 * conv_flops_per_pixel(model) / gflops / 1e9
+        floor = megapixels * 1e6 * flops_per_pixel / gflops / 1e9
         print("arithmetic floor, %s: %.2f GFLOP per MP at %.0f GFLOP/s (one 64->64 conv, forward) = %.1f s for the "
-              "photo" % (name, conv_flops_per_pixel(model) / 1e3, gflops, floor), flush=True)
+              "photo" % (name, flops_per_pixel / 1e3, gflops, floor), flush=True)
 
 def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])

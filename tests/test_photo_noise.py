@@ -22,9 +22,6 @@ def smooth_photo(channels=3, size=256):
     return np.stack(waves[:channels]).astype(np.float32)
 
 
-stored_8bit = stored_in_8_bits
-
-
 def test_eight_bit_noisy_is_the_test_noise_stored_as_a_photo():
     clean = smooth_photo(3, 64)
     noisy = eight_bit_noisy(clean, 25, seed=3)
@@ -42,7 +39,7 @@ def test_white_noise_reads_as_its_sigma(sigma, channels):
     # measured (docs/real-noise.md): within 4 % up to sigma 50; at 75 clipping at 0 and 255 takes 10 %
     tolerance = 0.05 * sigma + 0.3 if sigma <= 50 else 0.14 * sigma
     for seed in range(2):
-        noisy = stored_8bit(add_test_noise(torch.from_numpy(smooth_photo(channels)), sigma, seed).numpy())
+        noisy = stored_in_8_bits(add_test_noise(torch.from_numpy(smooth_photo(channels)), sigma, seed).numpy())
         reading = read_noise(noisy)
         assert abs(reading.sigma - sigma) <= tolerance, reading
         assert abs(reading.sigma_2x2 - sigma) <= tolerance, reading  # white: the same on the 2x2 means
@@ -50,12 +47,12 @@ def test_white_noise_reads_as_its_sigma(sigma, channels):
 
 
 def test_a_clean_photo_reads_clean():
-    assert read_noise(stored_8bit(smooth_photo())).kind == "clean"
+    assert read_noise(stored_in_8_bits(smooth_photo())).kind == "clean"
 
 
 def test_jpeg_camera_noise_reads_as_camera_noise():
     clean = torch.from_numpy(smooth_photo())[None].repeat(8, 1, 1, 1)
-    noisy = stored_8bit(add_test_noise(clean, 4, 5).numpy())
+    noisy = stored_in_8_bits(add_test_noise(clean, 4, 5).numpy())
     kinds = []
     for img in noisy:  # correlated as a demosaiced raw, then a camera's JPEG
         hwc = cv2.GaussianBlur(np.ascontiguousarray(img.transpose(1, 2, 0)), (0, 0), 0.8)
@@ -75,7 +72,7 @@ def test_polyu_crops_read_as_camera_noise_and_kodak_noise_as_white():
                               .astype(np.float32) / 255)
     assert as_published.kind == "white", as_published  # the Kodak photo that reads faintest on its pixels
     photo = cv2.imread(os.path.join(SHARED, "data", "Kodak24", "kodim03.png")).transpose(2, 0, 1).astype(np.float32) / 255
-    reading = read_noise(stored_8bit(add_test_noise(torch.from_numpy(photo), 25, 0).numpy()))
+    reading = read_noise(stored_in_8_bits(add_test_noise(torch.from_numpy(photo), 25, 0).numpy()))
     assert reading.kind == "white" and abs(reading.sigma - 25) < 2.5, reading
 
 
@@ -186,7 +183,7 @@ def test_test_py_auto_scores_pairs_with_the_choice_per_image(tmp_path):
     for sub in ("noisy", "clean"):
         (tmp_path / "set" / sub).mkdir(parents=True)
     clean = smooth_photo(3, 96)
-    noisy = stored_8bit(add_test_noise(torch.from_numpy(clean), 25, 2).numpy())
+    noisy = stored_in_8_bits(add_test_noise(torch.from_numpy(clean), 25, 2).numpy())
     cv2.imwrite(str(tmp_path / "set" / "clean" / "a.png"), np.round(clean * 255).transpose(1, 2, 0).astype(np.uint8))
     cv2.imwrite(str(tmp_path / "set" / "noisy" / "a.png"), np.round(noisy * 255).transpose(1, 2, 0).astype(np.uint8))
     done = run_script("test.py", "--logdir", "auto", "--test_data", str(tmp_path / "set"), "--test_noiseL", "0",
