@@ -2,6 +2,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest workers (pytest-xdist; their effect on the suite's time: docs/install-and-test.md). make test TEST_JOBS=1: one
+TEST_JOBS ?= 2
 
 .PHONY: test parity demo bench install lock clean device-check
 
@@ -20,7 +22,7 @@ lock:
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -rs --durations=10 tests
+	$(BIN)/python -m pytest -q -rs --durations=10 -n $(TEST_JOBS) tests
 
 # the parity cases on whole sets (make test uses three images of Set68 and of McMaster, and checks the shipped
 # weights on three of Set68; here also their Set12 and Set68 rows)

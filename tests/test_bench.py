@@ -34,7 +34,7 @@ def test_cheap_sections_print_a_full_row_per_model(tmp_path):
               (("ceiling", "this machine's ceiling"), ("models", "models"), ("malloc", "host memory"),
                ("fusion", "what fusing"), ("eval", "inference"), ("preprocess", "preprocessing"))}
     assert all(len(t) == 1 for t in titles.values()), (titles, out.stdout)
-    number = re.compile(r"^[\d,]+(\.\d+)?(x|%)?$")
+    number = re.compile(r"^-?[\d,]+(\.\d+)?(x|%)?$")
     for name in ("models", "malloc", "fusion", "eval"):
         header, *rows = found[titles[name][0]]
         assert [row[0] for row in rows] == ["DnCNN", "ADNet"], (name, rows)
