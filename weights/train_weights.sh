@@ -52,7 +52,7 @@ if [ "${COLOUR:-1}" = 1 ]; then
   # trained on 2 cores of a Zen 4's CPU (bf16 autocast, about 1.6 h)
   colour CDnCNN-S-15 3200 --noise_model gaussian --sigma_range 15 15 --val_noiseL 15
   # its stage 2, the shipped weights/CDnCNN-S-15: a second pass over the patches (fresh Adam, lr 4e-4 cosine,
-  # seed 1: new noise and order; about 1.5 h on the same CPU)
+  # seed 1: new noise and order; 1.8 h on the same CPU)
   colour CDnCNN-S-15-ft 2600 --noise_model gaussian --sigma_range 15 15 --val_noiseL 15 \
     --init_weights "$RUNS/CDnCNN-S-15/net.pth" --lr 4e-4 --seed 1
 fi
