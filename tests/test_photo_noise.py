@@ -10,8 +10,8 @@ import torch
 
 from camera_noise import add_camera_noise
 from conftest import SHARED, needs_shared, run_script
-from photo_noise import (CSV_FIELDS, PREFERENCES, Reading, available_weights, choose_model, describe, noise_kind,
-                         read_noise)
+from photo_noise import (CSV_FIELDS, PREFERENCES, SHIPPED, Reading, available_weights, choose_model, describe,
+                         noise_kind, read_noise)
 from utils import add_test_noise, eight_bit_noisy, stored_in_8_bits
 
 
@@ -86,7 +86,7 @@ def test_noise_kinds_from_made_up_readings():
 
 
 ZOO = {name: "/zoo/" + name for prefs in PREFERENCES.values() for name in prefs}
-OURS = {name: "/ours/" + name for name in ("CDnCNN-B", "CDnCNN-S-15", "CDnCNN-camera", "DnCNN-S-25", "ADNet-S-25")}
+OURS = {name: "/ours/" + name for name in SHIPPED}
 
 
 @pytest.mark.parametrize("kind, channels, available, expected", [
