@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # pytest workers (pytest-xdist; their effect on the suite's time: docs/install-and-test.md). make test TEST_JOBS=1: one
 TEST_JOBS ?= 2
 
-.PHONY: test parity demo bench install lock clean device-check
+.PHONY: test test-all parity demo bench install lock clean device-check
 
 $(STAMP): requirements.txt requirements-test.txt requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,8 +21,13 @@ lock:
 
 install: $(STAMP)
 
+# make test: everything but the long checks (the marker "long", tests/conftest.py's LONG_TESTS), which make test-all
+# runs; the two together run every test once (.ci/run runs both)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -rs --durations=10 -n $(TEST_JOBS) tests
+	$(BIN)/python -m pytest -q -rs --durations=10 -n $(TEST_JOBS) -m "not long" tests
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -rs --durations=10 -n $(TEST_JOBS) -m long tests
 
 # the parity cases on whole sets (make test uses three images of Set68 and of McMaster, and checks the shipped
 # weights on three of Set68; here also their Set12 and Set68 rows)

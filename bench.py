@@ -6,6 +6,7 @@ sections at toy sizes (tests/test_bench.py), to see that they print their tables
     python bench.py --convergence        # bf16 vs fp32: same short run, validation PSNR
     python bench.py --only gray_on_colour   # a gray model on colour photos: luma only vs each of B, G, R (CBSD68)
     python bench.py --only photo         # one 12 MP photo through demo.py's default path: whole image vs tiles
+    python bench.py --only device        # training on a GPU / NPU: patches/s, TFLOP/s, GB/s per batch and option
 
 Reference-equivalent training = what SaoYan's / the ADNet authors' loops do: fp32, contiguous NCHW,
 one h5 dataset per patch reopened for every sample, and a second (eval) forward per step to print a
@@ -266,6 +267,97 @@ def training_patches(arch, data_dir, tmp):
 def synthetic_patches(size, count=1024):
     """Random uint8 training patches (1 x size x size): step timings need no real images."""
     return np.random.RandomState(0).randint(0, 256, (count, 1, size, size), dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------- training on a GPU / NPU
+# dense bf16 tensor peak (TFLOP/s) and memory bandwidth (TB/s) by the device's name, from the vendors' data sheets
+DEVICE_PEAKS = {"H200": (989.0, 4.8), "H100": (989.0, 3.35), "A100": (312.0, 2.0), "V100": (125.0, 0.9)}
+ACTIVATION_PASSES = 10  # a DnCNN layer's activation read or written ~10 times a step (conv, BN, ReLU, backward)
+
+
+def device_peaks(name):
+    """(TFLOP/s, TB/s) of a device by its name (torch.cuda.get_device_name), or (None, None)."""
+    return next((peaks for key, peaks in DEVICE_PEAKS.items() if key in name), (None, None))
+
+
+def train_step_work(model, size, dtype_bytes):
+    """(FLOP, bytes) of one patch's training step: the convolutions' forward and both gradients, and every
+    layer's activation moved ACTIVATION_PASSES times (batch norm's and ReLU's passes bound the step)."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    flop = 3 * conv_flops_per_pixel(model) * size * size
+    moved = ACTIVATION_PASSES * sum(m.out_channels for m in convs) * size * size * dtype_bytes
+    return flop, moved
+
+
+def device_train_step(arch, patches, batch, dtype, device, compiled=False, channels_last=True):
+    """One step of train.py's loop on a device, nothing on the host: uint8 patches resident there, indices and
+    noise drawn there, autocast, Adam fused (foreach where fused is not there)."""
+    torch.manual_seed(0)
+    model = build_model(arch, channels=patches.shape[1]).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net = torch.compile(model, dynamic=False) if compiled else model
+    try:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=device.type == "cuda")
+    except (RuntimeError, TypeError):
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def step():
+        idx = torch.randint(0, len(patches), (batch,), generator=gen, device=device)
+        clean = patches_to_device(patches[idx], device, channels_last)
+        noisy = add_train_noise(clean, "S", 25, gen)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            estimate = denoise(net, noisy)
+        ((estimate.float() - clean).pow(2).sum() / (2 * batch)).backward()
+        optimizer.step()
+    return model, step
+
+
+def synced_median(step, device, steps, warmup):
+    from device import device_sync
+
+    def timed():
+        step()
+        device_sync(device)
+    device_sync(device)
+    return median_time(timed, steps, warmup)
+
+
+def bench_device(args, tmp):
+    from device import select_device
+    device = select_device(args.device)
+    print("\n## Training on %s (patches/s, medians of %d synced steps)" % (device, args.steps))
+    if device.type == "cpu" and args.device != "cpu":
+        print("not run: no CUDA GPU or Ascend NPU here (bench.py --only device --device cpu runs it on the CPU)")
+        return
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = device.type
+    dtype = precision_for("auto", device, training=True).dtype
+    flops_peak, tbs_peak = device_peaks(name)
+    print("%s, %s; peaks: %s TFLOP/s bf16 dense, %s TB/s" % (name, dtype or "fp32", flops_peak or "?", tbs_peak or "?"))
+    print("| model | patch | batch | option | patches/s | TFLOP/s | of peak | GB/s | of peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    options = {"eager": dict(), "compiled": dict(compiled=True), "eager NCHW": dict(channels_last=False)}
+    for arch in args.archs:
+        size = PATCH_DEFAULTS[(arch, "S")][0]
+        patches = torch.from_numpy(synthetic_patches(size, args.device_patches)).to(device)
+        for batch in args.batches:
+            for option in args.device_options:
+                model, step = device_train_step(arch, patches, batch, dtype, device, **options[option])
+                fps = batch / synced_median(step, device, args.steps, 3 if options[option] else 2)
+                flop, moved = train_step_work(model, size, 2 if dtype else 4)
+                tflops, gbs = fps * flop / 1e12, fps * moved / 1e9
+                share = lambda value, peak: "%.0f%%" % (100 * value / peak) if peak else "?"  # noqa: E731
+                print("| %s | %dx%d | %d | %s | %.0f | %.1f | %s | %.0f | %s |" % (
+                    arch, size, size, batch, option, fps, tflops, share(tflops, flops_peak), gbs,
+                    share(gbs / 1e3, tbs_peak)), flush=True)
+    print("TFLOP/s: the convolutions' forward and both gradients; GB/s: each layer's activation moved %d times "
+          "a step (an estimate: batch norm's and ReLU's passes)" % ACTIVATION_PASSES)
 
 
 # ----------------------------------------------------------------------------- sections
@@ -575,8 +667,8 @@ def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "data")
     p.add_argument("--only", nargs="+", choices=("train", "malloc", "fusion", "eval", "preprocess", "ceiling", "models",
-                                                 "gray_on_colour", "photo"),
-                   default=None, help="these sections only (gray_on_colour and photo run only when named)")
+                                                 "gray_on_colour", "photo", "device"),
+                   default=None, help="these sections only (gray_on_colour, photo and device run only when named)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the inference comparison")
     p.add_argument("--weights", default=SAOYAN, help="gray_on_colour: folder of SaoYan's DnCNN-S-15/25/50, DnCNN-B")
     p.add_argument("--sigmas", type=int, nargs="+", default=[15, 25, 50])
@@ -589,6 +681,11 @@ def main(argv=None):
     p.add_argument("--archs", nargs="+", default=["DnCNN", "ADNet"])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=6, help="timed training steps per configuration")
+    p.add_argument("--device", default="auto", help="device: auto (a GPU / NPU if there is one), cuda, npu, cpu")
+    p.add_argument("--batches", type=int, nargs="+", default=[128, 256, 512], help="device: batch sizes")
+    p.add_argument("--device_options", nargs="+", default=["eager", "compiled", "eager NCHW"],
+                   choices=("eager", "compiled", "eager NCHW"), help="device: the step's variants")
+    p.add_argument("--device_patches", type=int, default=65536, help="device: resident patches")
     p.add_argument("--convergence", action="store_true")
     p.add_argument("--conv_steps", type=int, default=300)
     args = p.parse_args(argv)
@@ -600,9 +697,10 @@ def main(argv=None):
             return 0
         sections = {"ceiling": bench_ceiling, "models": bench_models, "train": bench_train, "malloc": bench_malloc,
                     "fusion": bench_fusion, "eval": bench_eval,
-                    "preprocess": bench_preprocess, "gray_on_colour": bench_gray_on_colour, "photo": bench_photo}
+                    "preprocess": bench_preprocess, "gray_on_colour": bench_gray_on_colour, "photo": bench_photo,
+                    "device": bench_device}
         for name, fn in sections.items():
-            if name in (args.only or ()) or (args.only is None and name not in ("gray_on_colour", "photo")):
+            if name in (args.only or ()) or (args.only is None and name not in ("gray_on_colour", "photo", "device")):
                 fn(args, tmp)
     return 0
 

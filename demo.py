@@ -25,8 +25,8 @@ from images import (TIFF_EXTENSIONS, decode_image, list_images, pixels_to_float,
 from inference import (GRAY_ON_COLOUR, ChosenNets, add_common_inference_flags, denoise_any, load_net,
                        prepare_device)
 from models import unwrap
-from photo_noise import (add_reference_weights_flag, available_weights, choice_row, describe, read_choices,
-                         write_choices)
+from photo_noise import (add_reference_weights_flag, apply_strength, available_weights, choice_row, describe,
+                         read_choices, write_choices)
 from utils import (ArgParser, UserError, add_legacy_flags, add_test_noise, non_negative, progress, psnr, remove_stale_temp_files, run_cli,
                    say, shard)
 
@@ -55,6 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist (default: skip them)")
     p.add_argument("--recursive", action="store_true", help="sub-folders too, mirrored under the output folder")
     p.add_argument("--no_compare", action="store_true", help="write only the denoised images, no side-by-side")
+    p.add_argument("--dry_run", action="store_true",
+                   help="print each photo's noise reading and the model and strength it would get; write nothing")
     add_common_inference_flags(p)
     add_reference_weights_flag(p)
     add_legacy_flags(p)
@@ -172,7 +174,7 @@ def denoise_folder(args):
     chosen, net = None, None
     if args.demo_pth_path is None:
         chosen = ChosenNets(args, device, precision, available_weights(reference_dir=args.reference_weights))
-    else:
+    elif not args.dry_run:
         net = load_net(args, args.demo_pth_path, device, precision)[1]
     image_path, out_path = demo_folders(args.demo_img_path, args.out)
     files = list_images(image_path, recursive=args.recursive, exclude=[out_path])
@@ -180,6 +182,8 @@ def denoise_folder(args):
         raise UserError("no usable image in %s" % image_path)
     tag = "[rank %d of %d] " % (rank, world) if world > 1 else ""
     jobs = shard(plan_outputs(files, image_path, out_path, compare=not args.no_compare), rank, world)
+    if args.dry_run:
+        return dry_run(args, chosen, jobs, image_path, out_path, tag)
     todo = jobs if args.overwrite else [job for job in jobs if not outputs_exist(job)]
     if len(todo) < len(jobs):
         say("%sskipping %d of %d images: their outputs are in %s already (--overwrite redoes them)"
@@ -201,8 +205,10 @@ def denoise_folder(args):
         del pixels, decoded
         bar.start(img.shape[1] * img.shape[2])
         noisy = add_test_noise(torch.from_numpy(img), args.test_noiseL, args.seed).numpy() if args.test_noiseL > 0 else img
+        strength = args.strength
         if chosen is not None:
             reading, choice, net = chosen.choose(noisy)
+            strength = choice.strength
             say(describe(name, reading, choice))
             choices[name] = choice_row(name, reading, choice)
         if net is not None and img.shape[0] == 3 and unwrap(net).channels == 1 and not told:
@@ -210,12 +216,12 @@ def denoise_folder(args):
                 "each of B, G and R denoised as a gray image" if args.gray_model_on_colour == "channels"
                 else "the luma denoised, the chroma kept"))
             told = True
-        if net is None:  # nothing to remove
+        if net is None or strength == 0:  # nothing to remove
             out = np.clip(noisy, 0, 1)
         else:
             out = denoise_any(net, noisy, device, amp=precision.dtype, tile=args.tile, x8=args.x8,
                               gray_on_colour=args.gray_model_on_colour, on_progress=bar.advance)
-            np.clip(out, 0, 1, out=out)
+            out = apply_strength(noisy, out, strength)
         value = None
         if args.test_noiseL > 0:
             value = psnr(img, out)
@@ -237,6 +243,28 @@ def denoise_folder(args):
         raise UserError("no usable image in %s" % image_path)
     say("%swrote %d denoised images%s to %s" % (tag, len(results), "" if args.no_compare else " and comparisons", out_path))
     return results
+
+
+def noisy_photos(args, jobs):
+    """(job, noisy (C, H, W) float) of each job's photo, with the test noise when --test_noiseL > 0."""
+    for job, decoded in prefetched(jobs, lambda job: decode_image(job["src"])):
+        if decoded is not None:
+            img = pixels_to_float(decoded[0])
+            yield job, (add_test_noise(torch.from_numpy(img), args.test_noiseL, args.seed).numpy()
+                        if args.test_noiseL > 0 else img)
+
+
+def dry_run(args, chosen, jobs, image_path, out_path, tag):
+    """--dry_run: each photo's reading and what it would get, one line each; nothing written."""
+    for job, noisy in noisy_photos(args, jobs):
+        name = os.path.relpath(job["src"], image_path)
+        if chosen is None:
+            say("%s: %s, strength %.2f" % (name, args.demo_pth_path, args.strength))
+        else:
+            reading, choice = chosen.pick(noisy)
+            say(describe(name, reading, choice))
+    say("%sdry run: %d images would be written to %s (nothing written)" % (tag, len(jobs), out_path))
+    return []
 
 
 def main(argv=None):

@@ -14,7 +14,7 @@ from device import add_device_flag, select_device, setup_host
 from images import to_hwc
 from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, unwrap
 from onnx_backend import OnnxRuntimeNet, onnxruntime_available
-from photo_noise import choose_model, read_noise
+from photo_noise import apply_strength, choose_model, read_noise
 from precision import add_amp_flag, autocast, precision_bytes, precision_for
 from utils import UserError, add_test_noise, legacy_device_id, non_negative, progress, psnr, ssim, stored_in_8_bits, warn
 
@@ -88,13 +88,18 @@ class ChosenNets:
         self.args, self.device, self.precision, self.available = args, device, precision, available
         self.nets = {}
 
-    def choose(self, noisy):
-        """(reading, choice, net or None) for a (C, H, W) float photo."""
+    def pick(self, noisy):
+        """(reading, choice) for a (C, H, W) float photo, no net loaded (demo.py --dry_run)."""
         reading = read_noise(noisy)
         try:
-            choice = choose_model(reading, noisy.shape[0], self.available)
+            return reading, choose_model(reading, noisy.shape[0], self.available,
+                                         strength=getattr(self.args, "strength", 1.0))
         except LookupError as e:
             raise UserError("%s (weights/get_reference_weights.sh fetches the references'; or pass a model)" % e)
+
+    def choose(self, noisy):
+        """(reading, choice, net or None) for a (C, H, W) float photo."""
+        reading, choice = self.pick(noisy)
         if choice.name is None:
             return reading, choice, None
         if choice.name not in self.nets:
@@ -326,6 +331,10 @@ def add_common_inference_flags(parser):
                              "CUDA/NPU the device's free memory; halved when out of memory); N: tiles of at most N "
                              "pixels; 0: whole images. Tiles overlap, so the output is the whole image's"
                              % (CPU_WORKING_SET // 2 ** 20))
+    parser.add_argument("--strength", type=non_negative(float), default=1.0,
+                        help="how much of the noise the model finds to remove: 1 (default) the model's output, or the "
+                             "per-photo default's strength for the photo's noise; under 1 lighter (0 keeps the photo), "
+                             "over 1 stronger")
     parser.add_argument("--x8", action="store_true",
                         help="self-ensemble: average the outputs for the 8 flips/rotations (8x slower, a little better)")
     parser.add_argument("--no_fold", action="store_true", help="keep batch-norm layers separate")
@@ -346,7 +355,7 @@ def tile_size(value):
 
 
 def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1,
-                  x8=False, total=None, chosen=None, eight_bit=False):
+                  x8=False, total=None, chosen=None, eight_bit=False, strength=1.0):
     """Denoise each (path, clean CxHxW) of an iterable under the test noise protocol, yielding one row at a
     time (so a stream of images is never all in memory).
 
@@ -354,7 +363,8 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
     seed, scores averaged over the copies (the ADNet authors' colour protocol uses 3, seed 12).
     sigma 0: the images are already noisy (real noise); no PSNR or SSIM.
     chosen (a ChosenNets): a net chosen per image from its noisy copy, net unused; the row gets the reading
-    and the choice. eight_bit: the noisy image clipped and rounded to 8 bits, as a photo stored with its noise.
+    and the choice, whose strength replaces `strength` (photo_noise.apply_strength). eight_bit: the noisy image
+    clipped and rounded to 8 bits, as a photo stored with its noise.
     Rows: name, path, psnr, (ssim), noisy and denoised (C, H, W) arrays of the first copy.
     """
     for path, clean in progress(images, quiet=quiet, desc="test", unit="img", total=total):
@@ -367,8 +377,10 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
             est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8).clamp(0.0, 1.0).numpy()
         else:
             row["reading"], row["choice"], picked = chosen.choose(row["noisy"])
+            strength = row["choice"].strength
             est = np.stack([copy if picked is None else denoise_any(picked, copy, device, amp=amp, tile=tile, x8=x8)
                             for copy in noisy.numpy()]).clip(0.0, 1.0)
+        est = apply_strength(noisy.numpy(), est, strength)
         row["denoised"] = est[0]
         if sigma > 0:
             row["psnr"] = float(np.mean([psnr(clean, e) for e in est]))
@@ -377,7 +389,7 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
         yield row
 
 
-def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, total=None, chosen=None):
+def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, total=None, chosen=None, strength=1.0):
     """Denoise each (name, noisy, clean) of an iterable of real pairs (images.iter_pairs) and score it against
     the clean image: PSNR over all its channels (a colour photo's colour PSNR) and SSIM averaged over them.
     A gray model denoises each channel of a colour photo. chosen: as evaluate_iter's. Rows as evaluate_iter's,
@@ -386,7 +398,9 @@ def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, t
         row = {"name": name, "path": name, "noisy_psnr": psnr(clean, noisy), "noisy": noisy}
         if chosen is not None:
             row["reading"], row["choice"], net = chosen.choose(noisy)
-        est = noisy if net is None else np.clip(denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8), 0.0, 1.0)
+            strength = row["choice"].strength
+        est = noisy if net is None else apply_strength(noisy, denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8),
+                                                       strength)
         row.update(psnr=psnr(clean, est), ssim=ssim(clean, est), denoised=est)
         yield row
 

@@ -30,6 +30,15 @@ CAMERA_BELOW = 1.0
 CAMERA_RATIO = 2.0
 CLEAN_BELOW = 0.4   # 2x2 reading under this (8-bit units): nothing to remove
 HEAVY_ABOVE = 51.0  # sigma 75 reads 54 to 67 (clipped at 0 and 255), sigma 50 reads 38 to 49
+# How much of the noise the chosen model finds is removed, per photo and kind (apply_strength; 1: the model's
+# output); "light": white noise reading under LIGHT_BELOW, where a photo's own texture is most of what is read
+LIGHT_BELOW = 0.0
+STRENGTH_KINDS = ("camera", "light", "white", "heavy")
+STRENGTH = {(photo, kind): 1.0 for photo in ("colour", "gray") for kind in STRENGTH_KINDS}
+
+# The thresholds and strengths above, as one value photo_fit can fit and score
+Rule = namedtuple("Rule", "camera_below camera_ratio clean_below heavy_above light_below strength")
+RULE = Rule(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, HEAVY_ABOVE, LIGHT_BELOW, STRENGTH)
 
 # (photo, noise) -> the models to use, the first one there is wins (for white and heavy noise: the first whose
 # SIGMA_RANGE holds the reading)
@@ -53,7 +62,7 @@ SIGMA_RANGE = {"ADNet g50": (40.0, math.inf), "SaoYan DnCNN-S-50": (40.0, math.i
                "DnCNN-S-25": (8.0, math.inf), "ADNet-S-25": (8.0, math.inf)}
 
 Reading = namedtuple("Reading", "sigma sigma_2x2 kind")  # 8-bit units; kind: clean, white, heavy or camera
-Choice = namedtuple("Choice", "name weights why")  # name None: the photo is kept as it is
+Choice = namedtuple("Choice", "name weights why strength")  # name None: the photo is kept as it is
 
 
 def add_reference_weights_flag(parser):
@@ -78,19 +87,19 @@ def wavelet_sigma(img):
     return 255.0 * float(estimate_sigma(np.transpose(img, (1, 2, 0)), channel_axis=-1, average_sigmas=True))
 
 
-def read_noise(img):
+def read_noise(img, rule=RULE):
     """The Reading of a (C, H, W) float photo in [0, 1]: the estimate on its pixels and on its 2x2 means."""
     sigma = wavelet_sigma(img)
     sigma_2x2 = 2.0 * wavelet_sigma(bin_pixels(img, 2))
-    return Reading(sigma, sigma_2x2, noise_kind(sigma, sigma_2x2))
+    return Reading(sigma, sigma_2x2, noise_kind(sigma, sigma_2x2, rule))
 
 
-def noise_kind(sigma, sigma_2x2):
-    if sigma_2x2 < CLEAN_BELOW:
+def noise_kind(sigma, sigma_2x2, rule=RULE):
+    if sigma_2x2 < rule.clean_below:
         return "clean"
-    if sigma < CAMERA_BELOW and sigma_2x2 > CAMERA_RATIO * sigma:
+    if sigma < rule.camera_below and sigma_2x2 > rule.camera_ratio * sigma:
         return "camera"
-    return "heavy" if sigma > HEAVY_ABOVE else "white"
+    return "heavy" if sigma > rule.heavy_above else "white"
 
 
 def available_weights(shipped_dir=SHIPPED_DIR, reference_dir=REFERENCE_DIR):
@@ -110,10 +119,17 @@ def in_range(name, reading):
     return reading.kind not in ("white", "heavy") or low <= reading.sigma <= high
 
 
-def choose_model(reading, channels, available):
-    """The Choice for a photo of `channels` whose noise reads `reading`, from {name: weights} available."""
+def strength_kind(reading, channels, rule=RULE):
+    """Which of the rule's strengths a photo gets: (colour or gray, its kind, or "light" for faint white noise)."""
+    kind = "light" if reading.kind == "white" and reading.sigma < rule.light_below else reading.kind
+    return ("colour" if channels == 3 else "gray"), kind
+
+
+def choose_model(reading, channels, available, rule=RULE, strength=1.0):
+    """The Choice for a photo of `channels` whose noise reads `reading`, from {name: weights} available;
+    `strength` scales the rule's strength for the kind (the user's --strength)."""
     if reading.kind == "clean":
-        return Choice(None, None, "no noise to remove")
+        return Choice(None, None, "no noise to remove", 0.0)
     photo = "colour" if channels == 3 else "gray"
     there = [name for name in PREFERENCES[(photo, reading.kind)] if name in available]
     if not there:
@@ -121,22 +137,27 @@ def choose_model(reading, channels, available):
                           % (reading.kind, photo, ", ".join(PREFERENCES[(photo, reading.kind)])))
     for name in there:
         if in_range(name, reading):
-            return Choice(name, available[name], "%s noise on a %s photo" % (reading.kind, photo))
-    return Choice(None, None, "noise under what %s %s for" % (" and ".join(there), "are" if len(there) > 1 else "is"))
+            return Choice(name, available[name], "%s noise on a %s photo" % (reading.kind, photo),
+                          strength * rule.strength[strength_kind(reading, channels, rule)])
+    return Choice(None, None, "noise under what %s %s for" % (" and ".join(there), "are" if len(there) > 1 else "is"),
+                  0.0)
 
 
 def describe(name, reading, choice):
     """One line per photo: what was read and what was done."""
     done = choice.name or "kept as it is" + ("" if reading.kind == "clean" else " (%s)" % choice.why)
+    if choice.name:
+        done += ", strength %.2f" % choice.strength
     return "%s: noise %.1f (2x2 means: %.1f), %s -> %s" % (name, reading.sigma, reading.sigma_2x2, reading.kind, done)
 
 
-CSV_FIELDS = ("image", "noise_sigma", "noise_sigma_2x2", "noise", "model", "weights")
+CSV_FIELDS = ("image", "noise_sigma", "noise_sigma_2x2", "noise", "model", "strength", "weights")
 
 
 def choice_row(image, reading, choice):
     return {"image": image, "noise_sigma": "%.2f" % reading.sigma, "noise_sigma_2x2": "%.2f" % reading.sigma_2x2,
-            "noise": reading.kind, "model": choice.name or "none", "weights": choice.weights or ""}
+            "noise": reading.kind, "model": choice.name or "none", "strength": "%.2f" % choice.strength,
+            "weights": choice.weights or ""}
 
 
 def read_choices(path):
@@ -155,3 +176,11 @@ def write_choices(path, rows):
     for image in sorted(rows):
         writer.writerow(rows[image])
     atomic_write_bytes(path, table.getvalue().encode())
+
+
+def apply_strength(noisy, denoised, strength):
+    """The photo with `strength` times the noise the model found removed (1: the model's output; under 1
+    lighter, over 1 stronger), in [0, 1]."""
+    if strength == 1.0:
+        return np.clip(denoised, 0.0, 1.0)
+    return np.clip(noisy + strength * (np.asarray(denoised) - noisy), 0.0, 1.0)

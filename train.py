@@ -15,13 +15,14 @@ from camera_noise import DEFAULT_PROFILE, PROFILES as CAMERA_PROFILES, add_camer
 from checkpoints import load_model, plain_state_dict
 from dataset import ensure_patches, load_train_patches, load_val_images, patch_key, patch_spec
 from device import add_device_flag, device_sync, dist_env, init_distributed, select_device, setup_host
-from inference import evaluate, inference_model
+from inference import evaluate, inference_model, memory_available
 from models import INITS, build_model, denoise, unwrap
 from precision import add_amp_flag, apex_amp, autocast, grad_scaler, precision_for
 from preprocess import add_preprocess_flags, resolve_arch
 from training import (COMPILE_MIN_STEPS, PatchBatches, Reporter, StepRace, Throughput, add_train_noise,
-                      compile_choice, compile_policy, compiler_ready, elastic_restart, lr_at, noise_generator,
-                      patches_to_device, read_training_checkpoint, resume_path, save_checkpoint, save_weights)
+                      auto_or_bool, compile_policy, compiler_ready, elastic_restart, lr_at, noise_generator,
+                      patches_stay_on_device, patches_to_device, read_training_checkpoint, resume_path,
+                      save_checkpoint, save_weights)
 from utils import (ArgParser, UserError, add_legacy_flags, batch_psnr, legacy_device_id, non_negative, positive,
                    progress, remove_stale_temp_files, run_cli, shard, str2bool)
 
@@ -62,7 +63,10 @@ def parse_args(argv=None):
     p.add_argument("--opt_level", default="O2", help="apex opt level (fp16 on an NPU with apex only)")
     p.add_argument("--loss_scale", default="dynamic", help="apex / fp16 loss scale: 'dynamic' or a number")
     p.add_argument("--channels_last", type=str2bool, default=True)
-    p.add_argument("--compile", type=compile_choice, default="auto", metavar="auto|True|False",
+    p.add_argument("--patches_on_device", type=auto_or_bool, default="auto", metavar="auto|True|False",
+                   help="keep the uint8 patches in the GPU's / NPU's memory, each batch indexed there (auto: when "
+                        "they take at most a quarter of its free memory; a CPU run keeps them where they are)")
+    p.add_argument("--compile", type=auto_or_bool, default="auto", metavar="auto|True|False",
                    help="torch.compile the training step; auto: on a run with at least %d steps left, where the "
                         "device's compiler is there, the first steps time eager and compiled steps in turn and the "
                         "faster is kept" % COMPILE_MIN_STEPS)
@@ -77,6 +81,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=non_negative(int), default=0, help="CPU threads per process (0: cores / processes)")
     p.add_argument("--max_steps", type=non_negative(int), default=0, help="stop after N optimizer steps (0: no limit)")
+    p.add_argument("--max_minutes", type=non_negative(float), default=0,
+                   help="stop after this many minutes of training, validated and saved, so that --resume goes on "
+                        "(checked at each log line; 0: no limit)")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from PATH, or from OUTF/checkpoint.pth when no path is given")
     p.add_argument("--save_every", type=non_negative(int), default=0, help="also save checkpoint.pth every N steps")
@@ -193,6 +200,13 @@ class Trainer:
         self.log("# of training samples: %d (%s)" % (len(patches), ", ".join(
             "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times", "key")
             if k in attrs)))
+        resident, why = patches_stay_on_device(a.patches_on_device, self.device.type,
+                                               patches.numel() * patches.element_size(),
+                                               memory_available(self.device) if self.device.type != "cpu" else None)
+        if self.device.type != "cpu":
+            self.log(why)
+        if resident:
+            patches = patches.to(self.device)
         batches = PatchBatches(patches, a.batchSize // self.world, self.rank, self.world, a.seed)
         return batches, load_val_images(a.h5_dir)
 
@@ -332,7 +346,7 @@ class Trainer:
         """(clean, noisy) for one batch; the noise depends only on (seed, rank, step). `draws` (unit normals,
         per-patch uniforms) replaces the generator's, so the references' step can be given the same ones."""
         a = self.args
-        if self.device.type != "cpu":
+        if batch_u8.device.type == "cpu" and self.device.type != "cpu":
             batch_u8 = batch_u8.pin_memory()  # so the copy in patches_to_device is asynchronous
         clean = patches_to_device(batch_u8, self.device, a.channels_last, self.dtype)
         gen = noise_generator(a.seed, self.rank, self.step, self.device)
@@ -390,11 +404,12 @@ class Trainer:
             self.throughput.update(time.time() - tick, self.step_in_epoch)
             if self.race and self.race.done:
                 self.end_race()
-            if self.step_in_epoch % a.log_every == 0 or self.step_in_epoch == steps_per_epoch:
+            logged = self.step_in_epoch % a.log_every == 0 or self.step_in_epoch == steps_per_epoch
+            if logged:
                 self.log_step(estimate, clean)
             if self.save_due():
                 self.save()
-            if a.max_steps and self.step >= a.max_steps:
+            if (a.max_steps and self.step >= a.max_steps) or (logged and self.out_of_time()):
                 bar.close()
                 return False
             tick = time.time()  # logging and saving are not step time
@@ -402,6 +417,20 @@ class Trainer:
         self.epoch += 1
         self.step_in_epoch = 0
         return True
+
+    def out_of_time(self):
+        """--max_minutes passed (on any rank: they stop at the same step)."""
+        a = self.args
+        if not a.max_minutes:
+            return False
+        late = torch.tensor([float(time.time() - self.started >= 60 * a.max_minutes)])
+        if self.world > 1:
+            late = late.to(self.device)
+            torch.distributed.all_reduce(late, op=torch.distributed.ReduceOp.MAX)
+        if late.item():
+            self.log("--max_minutes %g: stopping at step %d (--resume goes on)" % (a.max_minutes, self.step))
+            return True
+        return False
 
     def log_step(self, estimate, clean):
         self.check_finite()
@@ -456,7 +485,12 @@ class Trainer:
                      % (len(self.race.schedule), self.compile_why))
         else:
             self.log("compile: %s (%s)" % ("on" if self.compiled else "off", self.compile_why))
-        start = time.time()
+        start = self.started = time.time()
+        if (a.max_steps and self.step >= a.max_steps) or self.epoch >= a.epochs:
+            self.log("nothing to train: step %d, epoch %d of this run's %s done" % (
+                self.step, self.epoch, "%d steps" % a.max_steps if a.max_steps else "%d epochs" % a.epochs))
+            self.report.close()
+            return 0
         while self.epoch < a.epochs:
             finished_epoch = self.train_one_epoch()
             self.end_epoch()

@@ -93,3 +93,56 @@ def onnx_cache(tmp_path_factory):
         os.environ.pop("DENOISE_ONNX_CACHE", None)
     else:
         os.environ["DENOISE_ONNX_CACHE"] = previous
+
+
+# The long checks: `make test` leaves them out (-m "not long"), `make test-all` runs them (-m long); the two
+# together run every test once. What stays in `make test`: each module's functions on made-up inputs, the
+# parity cases on three images, one short run of each script and wrapper. A pattern matches "file::test[params]",
+# * standing for anything (docs/install-and-test.md, "The tests").
+LONG_TESTS = (
+    # whole-set parity, the shipped weights' README figures, colour parity on McMaster
+    "test_parity.py::test_reference_psnr[*Set12*]", "test_parity.py::test_reference_psnr[adnet/g50-*]",
+    "test_shipped_weights.py::test_readme_figures_reproduce*",
+    "test_shipped_weights.py::test_loads_folds_and_exports[A*]",
+    "test_shipped_weights.py::test_loads_folds_and_exports[C*]",
+    "test_colour.py::test_colour_parity_mcmaster*", "test_colour.py::test_colour_train_test_demo_onnx",
+    "test_colour.py::test_real_noise_model_on_a_folder_of_noisy_photos",
+    "test_tools.py::test_onnx_export_reference_checkpoints*", "test_backends.py::test_set12_psnr_same_on_both_*",
+    # every Ascend command line, the wrappers' patch cache, the legacy launchers
+    "test_reference_commands.py::*", "test_tools.py::test_wrappers_cache_patches_per_data_content",
+    "test_distributed.py::test_legacy_*",
+    # multi-process, multi-node, elastic, Slurm: ranks killed, hung and restarted
+    "test_multinode.py::*", "test_elastic.py::*", "test_slurm.py::*",
+    "test_distributed.py::test_hung_rank_*", "test_distributed.py::test_killed_rank_*",
+    "test_distributed.py::test_two_process_training_writes_one_unwrapped_checkpoint",
+    # resuming: killed, interrupted, in another precision, with other settings
+    "test_train.py::test_kill_9_*", "test_train.py::test_resume_*", "test_device_logic.py::test_save_minutes_*",
+    "test_device_logic.py::test_resume_in_another_precision_*", "test_train.py::test_h5_of_other_data_*",
+    # the other models and modes' short runs, training's side outputs
+    "test_train.py::test_short_training_runs_for_both_models_and_modes[ADNet-*]",
+    "test_train.py::test_short_training_runs_for_both_models_and_modes[DnCNN-B-*]",
+    "test_train.py::test_non_finite_loss_stops_with_a_message", "test_train.py::test_tensorboard_events_*",
+    "test_step_parity.py::test_save_module_prefix_*", "test_tools.py::test_plot_from_log_and_from_events",
+    # compile, bench.py's sections, the device check's table, memory reuse, precision and tiling at size
+    "test_compile.py::test_compiled_step_equals_eager_*", "test_bench.py::test_cheap_sections_*",
+    "test_device_check.py::test_checks_fill_the_table_on_the_cpu", "test_device_logic.py::test_a_tuned_process_*",
+    "test_tools.py::test_bf16_and_tiled_inference_stay_close", "test_photos.py::test_progress_advances_per_tile_*",
+    "test_photos.py::test_out_of_memory_halves_the_tile", "test_tools.py::test_demo_writes_denoised_and_*",
+    "test_photo_noise.py::test_photo_grid_scores_every_model_*",
+    # the zoo at toy sizes (every model trained, then skipped), --max_minutes's stop and resume
+    "test_zoo.py::test_toy_zoo_*", "test_zoo.py::test_max_minutes_*",
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long: a long check, run by make test-all and left out of make test")
+
+
+def is_long(name):
+    return any(re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), name) for pattern in LONG_TESTS)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if is_long(item.nodeid.split("tests/", 1)[-1]):
+            item.add_marker(pytest.mark.long)

@@ -7,7 +7,7 @@ import torch
 
 import train
 import training
-from training import COMPILE_MIN_STEPS, compile_choice, compile_policy, compiler_ready
+from training import COMPILE_MIN_STEPS, auto_or_bool, compile_policy, compiler_ready
 
 READY = (True, "inductor with g++")
 
@@ -43,8 +43,8 @@ def test_step_race_alternates_then_keeps_the_faster():
 
 
 def test_compile_flag_values():
-    assert compile_choice("auto") == "auto" and compile_choice("AUTO") == "auto"
-    assert compile_choice("True") is True and compile_choice("0") is False
+    assert auto_or_bool("auto") == "auto" and auto_or_bool("AUTO") == "auto"
+    assert auto_or_bool("True") is True and auto_or_bool("0") is False
     assert train.parse_args([]).compile == "auto"
 
 

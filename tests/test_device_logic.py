@@ -285,3 +285,25 @@ def test_a_tuned_process_reuses_freed_blocks_instead_of_faulting_them_in_again(t
     # tuned: none, bar a block now and then when another thread allocated in between (6 of 16 seen once)
     assert counts["default"] >= 16 * 32 and counts["inference"] >= 16 * 32, counts
     assert counts["tuned"] * 2 < counts["default"], counts
+
+
+def test_patches_stay_on_the_device_when_they_fit_a_quarter_of_its_free_memory():
+    from training import patches_stay_on_device
+    gb = 1e9
+    assert patches_stay_on_device("auto", "cuda", 2 * gb, 70 * gb)[0]          # CBSD432's 40x40 patches on an H100
+    assert not patches_stay_on_device("auto", "cuda", 20 * gb, 70 * gb)[0]     # over a quarter: host memory
+    assert patches_stay_on_device("auto", "npu", 1 * gb, 30 * gb)[0]
+    assert not patches_stay_on_device("auto", "cuda", 1 * gb, None)[0]         # free memory unknown
+    assert not patches_stay_on_device(True, "cpu", 1, None)[0]                 # a CPU run: where they are
+    assert patches_stay_on_device(True, "cuda", 20 * gb, 70 * gb) == (True, "--patches_on_device True")
+    assert not patches_stay_on_device(False, "cuda", 1, 70 * gb)[0]
+
+
+def test_batches_of_resident_patches_are_the_host_ones():
+    import torch
+    from training import PatchBatches
+    patches = torch.arange(40, dtype=torch.uint8).view(10, 1, 2, 2)
+    host = list(PatchBatches(patches, 3, seed=4).batches())
+    meta = PatchBatches(patches.to("meta"), 3, seed=4)  # a device the index follows the patches to
+    assert [b.device.type for b in meta.batches()] == ["meta"] * len(host)
+    assert [b.shape for b in meta.batches()] == [b.shape for b in host]

@@ -10,8 +10,8 @@ import torch
 
 from camera_noise import add_camera_noise
 from conftest import SHARED, needs_shared, run_script
-from photo_noise import (CSV_FIELDS, PREFERENCES, SHIPPED, Reading, available_weights, choose_model, describe,
-                         noise_kind, read_noise)
+from photo_noise import (CSV_FIELDS, PREFERENCES, RULE, SHIPPED, Reading, available_weights, choose_model, describe,
+                         noise_kind, read_noise, strength_kind)
 from utils import add_test_noise, eight_bit_noisy, stored_in_8_bits
 
 
@@ -171,12 +171,42 @@ def test_demo_default_says_and_writes_each_choice(tmp_path):
     assert (rows["noisy.png"]["noise"], rows["noisy.png"]["model"]) == ("white", "CDnCNN-B")
     assert abs(float(rows["noisy.png"]["noise_sigma"]) - 20) < 2
     assert rows["gray.png"]["model"] == "DnCNN-S-25" and rows["clean.png"]["model"] == "none"
+    assert float(rows["noisy.png"]["strength"]) == RULE.strength[strength_kind(Reading(
+        float(rows["noisy.png"]["noise_sigma"]), 0.0, "white"), 3)] and rows["clean.png"]["strength"] == "0.00"
+    assert "white -> CDnCNN-B, strength %s" % rows["noisy.png"]["strength"] in done.stdout
     kept = cv2.imread(str(out / "clean_denoised.png")).transpose(2, 0, 1)
     assert np.array_equal(kept, np.round(clean * 255).astype(np.uint8))
     os.remove(out / "gray_denoised.png")  # a re-run redoes this one and keeps the others' rows
     again = run_script(*args)
     assert again.returncode == 0 and "gray.png: noise" in again.stdout and "noisy.png: noise" not in again.stdout
     assert {row["image"] for row in read_csv(out / "choices.csv")} == {"noisy.png", "clean.png", "gray.png"}
+
+
+def test_strength_and_dry_run(tmp_path):
+    """--strength scales what the default removes (0: the photo as it is; said per photo and in choices.csv);
+    --dry_run prints each photo's reading and choice and writes nothing."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    clean = smooth_photo(3, 64)
+    noisy = np.round(np.clip(add_test_noise(torch.from_numpy(clean), 20, 1).numpy(), 0, 1) * 255).astype(np.uint8)
+    cv2.imwrite(str(photos / "noisy.png"), noisy.transpose(1, 2, 0))
+    common = ["demo.py", "--demo_img_path", str(photos), "--test_noiseL", "0", "--quiet", "--no_compare",
+              "--reference_weights", str(tmp_path / "none")]
+    dry = run_script(*common, "--out", str(tmp_path / "dry"), "--dry_run", "--strength", "0.5")
+    assert dry.returncode == 0, dry.stderr
+    full = RULE.strength[("colour", "white")]
+    assert "noisy.png: noise" in dry.stdout and "white -> CDnCNN-B, strength %.2f" % (0.5 * full) in dry.stdout
+    assert "dry run: 1 images would be written" in dry.stdout and not os.path.exists(tmp_path / "dry")
+    outputs = {}
+    for strength in ("0", "0.5", "1"):
+        done = run_script(*common, "--out", str(tmp_path / strength), "--strength", strength)
+        assert done.returncode == 0, done.stderr
+        outputs[strength] = cv2.imread(str(tmp_path / strength / "noisy_denoised.png")).transpose(2, 0, 1).astype(float)
+        assert read_csv(tmp_path / strength / "choices.csv")[0]["strength"] == "%.2f" % (float(strength) * full)
+    assert np.array_equal(outputs["0"], noisy)  # nothing removed
+    half = noisy + 0.5 * (outputs["1"] - noisy)
+    assert np.abs(outputs["0.5"] - half).max() <= 1.0  # half the noise removed (8-bit rounding)
+    assert np.abs(outputs["1"] - noisy).mean() > 5
 
 
 def test_test_py_auto_scores_pairs_with_the_choice_per_image(tmp_path):

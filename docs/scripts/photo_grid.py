@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from checkpoints import load_model  # noqa: E402
 from images import find_pairs, list_images, read_image  # noqa: E402
 from inference import denoise_any, inference_net  # noqa: E402
-from photo_noise import SHIPPED, Reading, available_weights, choose_model, read_noise  # noqa: E402
+from photo_fit import STRENGTHS, cases_from_rows, choice_under, fit, group_key, held_out, psnr_of  # noqa: E402
+from photo_noise import RULE, SHIPPED, Reading, apply_strength, available_weights, choose_model, read_noise  # noqa: E402
 from utils import eight_bit_noisy, psnr  # noqa: E402
 
 SIGMAS = (0, 5, 10, 15, 25, 35, 50, 75)
@@ -71,7 +72,10 @@ def run_grid(args):
                     nets[model] = inference_net(load_model(models[model]), torch.device("cpu"))[0]
                 est = np.clip(denoise_any(nets[model], noisy, torch.device("cpu")), 0.0, 1.0)
             row = {"image": name, "sigma": sigma, "model": model, "psnr": psnr(clean, est),
-                   "reading": list(reading), "channels": args.channels}
+                   "reading": list(reading), "channels": args.channels, "set": os.path.basename(
+                       os.path.normpath(args.folder))}
+            if model != KEPT:  # the model's output at each strength (photo_fit fits the default's)
+                row["strengths"] = {"%g" % s: psnr(clean, apply_strength(noisy, est, s)) for s in STRENGTHS}
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
         print(name, sigma, "done", flush=True)
@@ -135,10 +139,60 @@ def table(paths):
     print("\n" + "; ".join("σ %s: %d photos" % (s, len(images(s))) for s in sigmas))
 
 
+def held_out_table(paths):
+    """The default's rule fitted without each fold (camera make, set) and scored on it, beside the rule fitted
+    on everything (in sample), the shipped rule, and every model at strength 1: Markdown."""
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            rows += [json.loads(line) for line in f]
+    cases = cases_from_rows(rows)
+    models = sorted({m for c in cases for m in c.outputs})
+    available = {m: m for m in models if m in SHIPPED}
+    folds = held_out(cases, available)
+    everything = fit(cases, available)
+    held = {id(case): (model, strength, value) for _, scored in folds.values() for case, model, strength, value in scored}
+    groups = defaultdict(list)
+    for case in cases:
+        groups[group_key(case)].append(case)
+    order = sorted(groups, key=lambda g: (-g[2], g[0] != "PolyU", g[0], -1 if g[1] == "real" else g[1]))
+    mean = lambda members, f: float(np.mean([f(c) for c in members]))  # noqa: E731
+    print("| | " + " | ".join("%s%s %s" % (g[0], "" if g[2] == 3 else " gray", "σ %s" % g[1] if g[1] != "real"
+                                           else "(real)") for g in order) + " |")
+    print("|---" * (len(order) + 1) + "|")
+    print("| noisy input | " + " | ".join(cell(mean(groups[g], lambda c: c.kept)) for g in order) + " |")
+    for model in models:
+        print("| %s | " % model + " | ".join(cell(mean(groups[g], lambda c: c.outputs[model][1.0]))
+                                             if model in groups[g][0].outputs else "" for g in order) + " |")
+    best = {g: max(mean(groups[g], lambda c: c.outputs[m][1.0]) for m in groups[g][0].outputs if m in available)
+            for g in order}
+    for label, score in (("**held out**", lambda c: held[id(c)][2]),
+                         ("in sample (fitted on all)", lambda c: psnr_of(c, *choice_under(everything, c, available))),
+                         ("the shipped rule", lambda c: psnr_of(c, *choice_under(RULE, c, available)))):
+        print("| default, %s | " % label + " | ".join(
+            "%s (%+.2f)" % (cell(mean(groups[g], score)), mean(groups[g], score) - best[g]) for g in order) + " |")
+    print("\n(in brackets: the default − the best fixed model of ours at strength 1; PSNR capped at 50 dB)\n")
+    strengths = lambda rule: ", ".join("%s %s %.1f" % (photo, kind, value)  # noqa: E731
+                                       for (photo, kind), value in sorted(rule.strength.items()) if value != 1.0)
+    for fold, (rule, scored) in sorted(folds.items()):
+        picks = defaultdict(int)
+        for _, model, strength, _ in scored:
+            picks["%s %.1f" % (model, strength) if strength else model] += 1
+        print("- without %s: camera_below %.2f, camera_ratio %.2f, clean_below %.2f, light_below %.1f, strength "
+              "not 1: %s; on its %d: %s" % (fold, rule.camera_below, rule.camera_ratio, rule.clean_below,
+                                              rule.light_below, strengths(rule) or "none", len(scored),
+                 ", ".join("%s %d" % kv for kv in sorted(picks.items()))))
+    print("- fitted on all: camera_below %.2f, camera_ratio %.2f, clean_below %.2f, light_below %.1f, strength not 1: %s"
+          % (everything.camera_below, everything.camera_ratio, everything.clean_below, everything.light_below,
+             strengths(everything) or "none"))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder", nargs="+", help="a folder of clean photos, of pairs (--pairs), or with --table JSON-lines files")
     p.add_argument("--table", action="store_true", help="print the Markdown table of a grid's JSON lines")
+    p.add_argument("--held_out", action="store_true",
+                   help="print the default's rule fitted without each camera make / set and scored on it (photo_fit)")
     p.add_argument("--pairs", action="store_true", help="real pairs (images.find_pairs's layouts), no noise added")
     p.add_argument("--channels", type=int, choices=(1, 3), default=3)
     p.add_argument("--sigmas", type=float, nargs="+", default=SIGMAS)
@@ -152,6 +206,8 @@ def main():
     args = p.parse_args()
     if args.table:
         return table(args.folder)
+    if args.held_out:
+        return held_out_table(args.folder)
     args.folder = args.folder[0]
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,0 +1,134 @@
+"""Fitting the per-photo default's rule (photo_noise.Rule) on one part of the photos and scoring it on another.
+
+The cases are photo_grid's rows (docs/scripts/photo_grid.py): per photo and noise, the reading and the PSNR of
+every model at each strength. A fold is what a figure is held out by: a PolyU crop's camera make, a synthetic
+photo's set (Kodak24, McMaster). held_out() fits the rule on all folds but one and scores it on that one, in
+turn, so no photo is scored by a rule fitted on its own camera or set.
+"""
+import itertools
+from collections import defaultdict, namedtuple
+
+import numpy as np
+
+from photo_noise import RULE, Reading, choose_model, noise_kind, strength_kind
+
+STRENGTHS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5)
+KEPT = "kept as it is"
+PSNR_CAP = 50.0  # a photo kept within 50 dB of itself counts as kept: a clean photo's PSNR is infinite
+# the thresholds fit() tries (8-bit units)
+CAMERA_BELOW = (0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+CAMERA_RATIO = (1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 3.0)
+CLEAN_BELOW = (0.2, 0.4, 0.6, 1.0)
+LIGHT_BELOW = (0.0, 2.0, 3.0, 4.0, 5.0)  # 0: no light strength
+
+# group: the figure it counts in ("real", or the sigma); outputs: {model: {strength: psnr}}
+Case = namedtuple("Case", "fold group image reading channels kept outputs")
+
+
+def fold_of(image, photo_set):
+    """A PolyU crop's camera make (the file name's first field), else the photo's set."""
+    return image.split("_")[0] if photo_set == "PolyU" else photo_set
+
+
+def cases_from_rows(rows):
+    """[Case] from photo_grid's JSON rows, one per (set, image, sigma, channels) that has the row of every model
+    of its channels."""
+    by_photo, models = defaultdict(dict), defaultdict(set)
+    for r in rows:
+        by_photo[(r.get("set", ""), r["image"], r["sigma"], r["channels"])][r["model"]] = r
+        models[r["channels"]].add(r["model"])
+    cases = []
+    for (photo_set, image, sigma, channels), found in sorted(by_photo.items(), key=lambda kv: str(kv[0])):
+        if not models[channels] <= set(found):
+            continue
+        first = found[KEPT]
+        outputs = {m: {float(s): min(v, PSNR_CAP) for s, v in found[m]["strengths"].items()}
+                   for m in models[channels] - {KEPT}}
+        cases.append(Case(fold_of(image, photo_set), sigma, image, Reading(*first["reading"]), first["channels"],
+                          min(first["psnr"], PSNR_CAP), outputs))
+    return cases
+
+
+def choice_under(rule, case, available):
+    """(model or KEPT, strength) the rule picks for a case among `available` names."""
+    kind = noise_kind(case.reading.sigma, case.reading.sigma_2x2, rule)
+    choice = choose_model(case.reading._replace(kind=kind), case.channels, available, rule)
+    return (choice.name, choice.strength) if choice.name else (KEPT, 0.0)
+
+
+def psnr_of(case, model, strength):
+    return case.kept if model == KEPT else case.outputs[model][strength]
+
+
+def group_key(case):
+    """What a figure is a mean over: the set (PolyU's makes together), the sigma, colour or gray."""
+    return ("PolyU" if case.group == "real" else case.fold, case.group, case.channels)
+
+
+def regret(cases, rule, available):
+    """The sum over groups of (best fixed model's mean PSNR - the rule's mean PSNR): what fit() minimises.
+    A group's best fixed model is among the available models of its photos' channels."""
+    groups = defaultdict(list)
+    for case in cases:
+        groups[group_key(case)].append(case)
+    total = 0.0
+    for members in groups.values():
+        best = max(np.mean([c.outputs[m][1.0] for c in members]) for m in members[0].outputs if m in available)
+        total += best - np.mean([psnr_of(c, *choice_under(rule, c, available)) for c in members])
+    return total
+
+
+def fit(cases, available, strengths=STRENGTHS):
+    """The Rule of least regret on `cases` over the threshold grid, each kind's strength the best for the
+    cases the thresholds give that kind (photo_noise.strength_kind; a group's cases weigh 1 / its size, so every
+    group counts alike)."""
+    sizes = defaultdict(int)
+    for case in cases:
+        sizes[group_key(case)] += 1
+    weights = [1.0 / sizes[group_key(c)] for c in cases]
+    scored = []
+    for below, ratio, clean, light in itertools.product(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, LIGHT_BELOW):
+        rule = RULE._replace(camera_below=below, camera_ratio=ratio, clean_below=clean, light_below=light,
+                             strength=dict.fromkeys(RULE.strength, 1.0))
+        gains = defaultdict(lambda: np.zeros(len(strengths)))  # kind -> weighted PSNR at each strength
+        score = 0.0
+        for case, weight in zip(cases, weights):
+            reading = case.reading._replace(kind=noise_kind(case.reading.sigma, case.reading.sigma_2x2, rule))
+            kind = strength_kind(reading, case.channels, rule)
+            model = choice_under(rule, case, available)[0]
+            if model == KEPT:
+                score += weight * case.kept
+            else:
+                gains[kind] += weight * np.array([case.outputs[model][s] for s in strengths])
+        strength = dict(rule.strength)
+        for kind, by_strength in gains.items():
+            strength[kind] = strengths[int(np.argmax(by_strength))]
+            score += float(np.max(by_strength))
+        scored.append((score, rule._replace(strength=strength)))
+    return central(scored)
+
+
+def central(scored, tolerance=1e-6):
+    """Of the (score, rule)s that tie for the best, the one whose thresholds lie nearest the middle of the tied
+    ones' (each threshold by its place in fit()'s grid): where the cases cannot tell thresholds apart, the
+    widest margin on both sides."""
+    top = max(score for score, _ in scored)
+    tied = [rule for score, rule in scored if score >= top - tolerance]
+    grids = {"camera_below": CAMERA_BELOW, "camera_ratio": CAMERA_RATIO, "clean_below": CLEAN_BELOW,
+             "light_below": LIGHT_BELOW}
+    places = [[grid.index(getattr(rule, name)) for name, grid in grids.items()] for rule in tied]
+    middle = np.median(np.array(places, float), axis=0)
+    return tied[int(np.argmin([np.abs(np.array(p) - middle).sum() for p in places]))]
+
+
+def held_out(cases, available, folds=None):
+    """{fold: (rule fitted without it, [(case, model, strength, psnr)] of its cases)} for each fold."""
+    result = {}
+    for fold in folds or sorted({c.fold for c in cases}):
+        rule = fit([c for c in cases if c.fold != fold], available)
+        scored = []
+        for case in (c for c in cases if c.fold == fold):
+            model, strength = choice_under(rule, case, available)
+            scored.append((case, model, strength, psnr_of(case, model, strength)))
+        result[fold] = (rule, scored)
+    return result

@@ -1,0 +1,82 @@
+"""photo_fit: the default's rule fitted on some photos and scored on others (made-up cases)."""
+import numpy as np
+import pytest
+
+from photo_fit import STRENGTHS, Case, cases_from_rows, fit, fold_of, held_out, regret
+from photo_noise import RULE, Reading, apply_strength
+
+OURS = {"CDnCNN-B": "CDnCNN-B", "CDnCNN-S-15": "CDnCNN-S-15", "CDnCNN-camera": "CDnCNN-camera"}
+
+
+def outputs(b, s15, camera, best_strength=1.0):
+    """{model: {strength: psnr}}: each model's PSNR peaks at its best strength, 0.5 dB lower per 0.1 off it."""
+    return {m: {s: v - 5.0 * abs(s - best_strength) for s in STRENGTHS}
+            for m, v in (("CDnCNN-B", b), ("CDnCNN-S-15", s15), ("CDnCNN-camera", camera))}
+
+
+def camera_case(make, i, sigma):
+    """A PolyU-like crop: camera noise reading `sigma` on the pixels and 4x that on the 2x2 means; the
+    sigma-15 model best at strength 0.9, the blind one no better than the input."""
+    return Case(make, "real", "%s_x_%d" % (make, i), Reading(sigma, 4 * sigma, ""), 3, 36.0,
+                outputs(36.1, 38.5, 37.5, best_strength=0.9))
+
+
+def white_case(photo_set, i, sigma):
+    """A photo with white noise of `sigma` (reading it on the pixels and the 2x2 means): the blind model best."""
+    return Case(photo_set, sigma, "%d.png" % i, Reading(sigma, sigma * 1.1, ""), 3, 48.13 - 20 * np.log10(sigma),
+                outputs(55.0 - 20 * np.log10(sigma), 50.0 - 20 * np.log10(sigma), 52.0 - 20 * np.log10(sigma)))
+
+
+def cases(odd_make_sigma=0.5):
+    found = [camera_case(make, i, 0.5) for make in ("Canon", "Nikon") for i in range(4)]
+    found += [camera_case("Sony", i, odd_make_sigma) for i in range(4)]
+    found += [white_case(s, i, sigma) for s in ("Kodak24", "McMaster") for i in range(3) for sigma in (5, 15, 25)]
+    return found
+
+
+def test_folds_are_camera_makes_and_sets():
+    assert fold_of("NikonD800_5_100_4000_flower_1", "PolyU") == "NikonD800"
+    assert fold_of("kodim01.png", "Kodak24") == "Kodak24"
+
+
+def test_the_fit_finds_the_thresholds_and_strengths_of_least_regret():
+    rule = fit(cases(), OURS)
+    assert rule.strength[("colour", "camera")] == 0.9 and rule.strength[("colour", "white")] == 1.0
+    assert rule.camera_below > 0.5 and rule.camera_ratio < 4
+    assert regret(cases(), rule, OURS) == pytest.approx(-0.5)  # 0.5 dB over the best fixed model at strength 1
+    assert regret(cases(), RULE._replace(camera_below=0.1), OURS) > 1.0  # camera noise sent to the blind model
+
+
+def test_a_camera_is_scored_by_a_rule_fitted_without_it():
+    # Sony reads 2.0 on its pixels, over what the other makes read: only a rule fitted with Sony's crops
+    # sends them to the camera model
+    found = cases(odd_make_sigma=2.0)
+    assert fit(found, OURS).camera_below > 2.0
+    scored = held_out(found, OURS)
+    assert set(scored) == {"Canon", "Nikon", "Sony", "Kodak24", "McMaster"}
+    rule, sony = scored["Sony"]
+    assert rule.camera_below <= 2.0 and rule == fit([c for c in found if c.fold != "Sony"], OURS)
+    assert [(model, strength) for _, model, strength, _ in sony] == [("CDnCNN-B", 1.0)] * 4
+    assert all(psnr == pytest.approx(35.6) for *_, psnr in sony)  # the blind model at strength 1
+    _, canon = scored["Canon"]
+    assert all((model, strength) == ("CDnCNN-S-15", 0.9) for _, model, strength, _ in canon)
+
+
+def test_cases_come_from_the_grids_rows_with_every_model():
+    rows = [{"image": "a_1", "sigma": "real", "model": m, "psnr": p, "reading": [0.5, 2.0, "camera"], "channels": 3,
+             "set": "PolyU", **({} if m == "kept as it is" else {"strengths": {"%g" % s: p for s in STRENGTHS}})}
+            for m, p in (("kept as it is", 30.0), ("CDnCNN-B", 31.0), ("CDnCNN-S-15", float("inf")))]
+    rows.append(dict(rows[1], image="b_1"))  # b_1 lacks the other models: left out
+    (case,) = cases_from_rows(rows)
+    assert (case.fold, case.group, case.kept) == ("a", "real", 30.0)
+    assert case.outputs["CDnCNN-S-15"][1.0] == 50.0  # a photo kept as itself counts 50 dB
+    assert case.outputs["CDnCNN-B"][0.5] == 31.0
+
+
+def test_strength_scales_the_noise_removed():
+    noisy = np.array([0.5, 0.9, 0.1], np.float32)
+    denoised = np.array([0.4, 1.2, 0.0], np.float32)
+    assert np.allclose(apply_strength(noisy, denoised, 1.0), [0.4, 1.0, 0.0])
+    assert np.array_equal(apply_strength(noisy, denoised, 0.0), noisy)
+    assert np.allclose(apply_strength(noisy, denoised, 0.5), [0.45, 1.0, 0.05])
+    assert np.allclose(apply_strength(noisy, denoised, 2.0), [0.3, 1.0, 0.0])
