@@ -20,6 +20,7 @@ CAMERA_BELOW = (0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
 CAMERA_RATIO = (1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 3.0)
 CLEAN_BELOW = (0.2, 0.4, 0.6, 1.0)
 LIGHT_BELOW = (0.0, 2.0, 3.0, 4.0, 5.0)  # 0: no light strength
+WHITE_15 = (RULE.white_15, (13.0, 17.0), (14.0, 18.0), (15.0, 18.0))  # the first: never
 
 # group: the figure it counts in ("real", or the sigma); outputs: {model: {strength: psnr}}
 Case = namedtuple("Case", "fold group image reading channels kept outputs")
@@ -87,9 +88,10 @@ def fit(cases, available, strengths=STRENGTHS):
         sizes[group_key(case)] += 1
     weights = [1.0 / sizes[group_key(c)] for c in cases]
     scored = []
-    for below, ratio, clean, light in itertools.product(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, LIGHT_BELOW):
+    for below, ratio, clean, light, band in itertools.product(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, LIGHT_BELOW,
+                                                              WHITE_15):
         rule = RULE._replace(camera_below=below, camera_ratio=ratio, clean_below=clean, light_below=light,
-                             strength=dict.fromkeys(RULE.strength, 1.0))
+                             white_15=band, strength=dict.fromkeys(RULE.strength, 1.0))
         gains = defaultdict(lambda: np.zeros(len(strengths)))  # kind -> weighted PSNR at each strength
         score = 0.0
         for case, weight in zip(cases, weights):
@@ -115,7 +117,7 @@ def central(scored, tolerance=1e-6):
     top = max(score for score, _ in scored)
     tied = [rule for score, rule in scored if score >= top - tolerance]
     grids = {"camera_below": CAMERA_BELOW, "camera_ratio": CAMERA_RATIO, "clean_below": CLEAN_BELOW,
-             "light_below": LIGHT_BELOW}
+             "light_below": LIGHT_BELOW, "white_15": WHITE_15}
     places = [[grid.index(getattr(rule, name)) for name, grid in grids.items()] for rule in tied]
     middle = np.median(np.array(places, float), axis=0)
     return tied[int(np.argmin([np.abs(np.array(p) - middle).sum() for p in places]))]

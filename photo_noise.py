@@ -37,15 +37,14 @@ STRENGTH_KINDS = ("camera", "light", "white", "heavy")
 STRENGTH = {(photo, kind): 1.0 for photo in ("colour", "gray") for kind in STRENGTH_KINDS}
 
 # The thresholds and strengths above, as one value photo_fit can fit and score
-Rule = namedtuple("Rule", "camera_below camera_ratio clean_below heavy_above light_below strength")
-RULE = Rule(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, HEAVY_ABOVE, LIGHT_BELOW, STRENGTH)
+Rule = namedtuple("Rule", "camera_below camera_ratio clean_below heavy_above light_below white_15 strength")
 
 # (photo, noise) -> the models to use, the first one there is wins (for white and heavy noise: the first whose
 # SIGMA_RANGE holds the reading)
 PREFERENCES = {
     # a fixed sigma-15 white-noise model removes a camera's noise (in PolyU) better than one trained on a camera's
     ("colour", "camera"): ["ADNet c15", "CDnCNN-S-15", "CDnCNN-camera"],
-    ("colour", "white"): ["ADNet cblind", "CDnCNN-B"],
+    ("colour", "white"): ["ADNet cblind", "CDnCNN-S-15", "CDnCNN-B"],  # CDnCNN-S-15 only in WHITE_15's band
     ("colour", "heavy"): ["CDnCNN-B", "ADNet c75", "ADNet cblind"],  # CDnCNN-B learnt sigma up to 75
     # a colour model on a gray photo sees the same noise in its three channels, not what it learnt: gray models
     ("gray", "camera"): ["ADNet g15", "SaoYan DnCNN-S-15", "DnCNN-S-25", "ADNet-S-25"],
@@ -60,6 +59,11 @@ PREFERENCES = {
 # noise worse than the input: under 8 (sigma 5 reads 5.4 to 6.2) the photo is kept as it is.
 SIGMA_RANGE = {"ADNet g50": (40.0, math.inf), "SaoYan DnCNN-S-50": (40.0, math.inf),
                "DnCNN-S-25": (8.0, math.inf), "ADNet-S-25": (8.0, math.inf)}
+
+# White noise's reading our sigma-15 colour model is used for (nothing, when low > high)
+WHITE_15 = (math.inf, math.inf)
+
+RULE = Rule(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, HEAVY_ABOVE, LIGHT_BELOW, WHITE_15, STRENGTH)
 
 Reading = namedtuple("Reading", "sigma sigma_2x2 kind")  # 8-bit units; kind: clean, white, heavy or camera
 Choice = namedtuple("Choice", "name weights why strength")  # name None: the photo is kept as it is
@@ -113,9 +117,10 @@ def available_weights(shipped_dir=SHIPPED_DIR, reference_dir=REFERENCE_DIR):
     return found
 
 
-def in_range(name, reading):
-    """Whether the model is for this reading (SIGMA_RANGE; camera noise's reading is not its sigma)."""
-    low, high = SIGMA_RANGE.get(name, (0.0, math.inf))
+def in_range(name, reading, rule=RULE):
+    """Whether the model is for this reading (SIGMA_RANGE, the rule's white_15; camera noise's reading is not
+    its sigma)."""
+    low, high = rule.white_15 if name == "CDnCNN-S-15" else SIGMA_RANGE.get(name, (0.0, math.inf))
     return reading.kind not in ("white", "heavy") or low <= reading.sigma <= high
 
 
@@ -136,7 +141,7 @@ def choose_model(reading, channels, available, rule=RULE, strength=1.0):
         raise LookupError("no weights for %s noise on a %s photo: none of %s is there"
                           % (reading.kind, photo, ", ".join(PREFERENCES[(photo, reading.kind)])))
     for name in there:
-        if in_range(name, reading):
+        if in_range(name, reading, rule):
             return Choice(name, available[name], "%s noise on a %s photo" % (reading.kind, photo),
                           strength * rule.strength[strength_kind(reading, channels, rule)])
     return Choice(None, None, "noise under what %s %s for" % (" and ".join(there), "are" if len(there) > 1 else "is"),

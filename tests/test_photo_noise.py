@@ -222,6 +222,12 @@ def test_test_py_auto_scores_pairs_with_the_choice_per_image(tmp_path):
     row = read_csv(tmp_path / "res" / "results.csv")[0]
     assert (row["image"], row["noise"], row["model"]) == ("a", "white", "CDnCNN-B")
     assert float(row["psnr"]) > float(row["noisy_psnr"]) + 3
+    kept = run_script("test.py", "--logdir", "auto", "--test_data", str(tmp_path / "set"), "--test_noiseL", "0",
+                      "--save_dir", str(tmp_path / "kept"), "--reference_weights", str(tmp_path / "none"), "--quiet",
+                      "--strength", "0")
+    assert kept.returncode == 0 and "strength 0.00" in kept.stdout, kept.stderr
+    row = read_csv(tmp_path / "kept" / "results.csv")[0]
+    assert abs(float(row["psnr"]) - float(row["noisy_psnr"])) < 1e-4  # nothing removed
 
 
 def test_demo_keeps_fp32_by_default():

@@ -178,13 +178,14 @@ def held_out_table(paths):
         picks = defaultdict(int)
         for _, model, strength, _ in scored:
             picks["%s %.1f" % (model, strength) if strength else model] += 1
-        print("- without %s: camera_below %.2f, camera_ratio %.2f, clean_below %.2f, light_below %.1f, strength "
-              "not 1: %s; on its %d: %s" % (fold, rule.camera_below, rule.camera_ratio, rule.clean_below,
-                                              rule.light_below, strengths(rule) or "none", len(scored),
+        print("- without %s: camera_below %.2f, camera_ratio %.2f, clean_below %.2f, light_below %.1f, white_15 %s, "
+              "strength not 1: %s; on its %d: %s" % (fold, rule.camera_below, rule.camera_ratio, rule.clean_below,
+                                                     rule.light_below, rule.white_15, strengths(rule) or "none",
+                                                     len(scored),
                  ", ".join("%s %d" % kv for kv in sorted(picks.items()))))
-    print("- fitted on all: camera_below %.2f, camera_ratio %.2f, clean_below %.2f, light_below %.1f, strength not 1: %s"
-          % (everything.camera_below, everything.camera_ratio, everything.clean_below, everything.light_below,
-             strengths(everything) or "none"))
+    print("- fitted on all: camera_below %.2f, camera_ratio %.2f, clean_below %.2f, light_below %.1f, white_15 %s, "
+          "strength not 1: %s" % (everything.camera_below, everything.camera_ratio, everything.clean_below,
+                                  everything.light_below, everything.white_15, strengths(everything) or "none"))
 
 
 def main():
