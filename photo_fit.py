@@ -20,7 +20,7 @@ CAMERA_BELOW = (0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
 CAMERA_RATIO = (1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 3.0)
 CLEAN_BELOW = (0.2, 0.4, 0.6, 1.0)
 LIGHT_BELOW = (0.0, 2.0, 3.0, 4.0, 5.0)  # 0: no light strength
-WHITE_15 = (RULE.white_15, (13.0, 17.0), (14.0, 18.0), (15.0, 18.0))  # the first: never
+WHITE_15 = ((float("inf"), float("inf")), (13.0, 17.0), (14.0, 18.0), (15.0, 18.0))  # the first: never
 
 # group: the figure it counts in ("real", or the sigma); outputs: {model: {strength: psnr}}
 Case = namedtuple("Case", "fold group image reading channels kept outputs")

@@ -26,15 +26,16 @@ REFERENCE = {**{"ADNet c%s" % s: "adnet/color/c%s" % s for s in ("15", "25", "35
 # 2x2 means. Texture reads higher on the 2x2 means too, but a photo stored without JPEG (Kodak24, McMaster) also
 # reads at least 1.0 on its pixels; under that and twice over on the means: a camera's JPEG. A photo that misses
 # goes to the blind white-noise model, which keeps a photo close to itself (docs/real-noise.md).
-CAMERA_BELOW = 1.0
-CAMERA_RATIO = 2.0
-CLEAN_BELOW = 0.4   # 2x2 reading under this (8-bit units): nothing to remove
+CAMERA_BELOW = 1.25  # these seven: fitted by photo_fit on PolyU, Kodak24, McMaster (docs/real-noise.md)
+CAMERA_RATIO = 2.25
+CLEAN_BELOW = 0.4   # 2x2 reading under this (8-bit units): nothing to remove (0.2 and 0.4 tie in the fit)
 HEAVY_ABOVE = 51.0  # sigma 75 reads 54 to 67 (clipped at 0 and 255), sigma 50 reads 38 to 49
 # How much of the noise the chosen model finds is removed, per photo and kind (apply_strength; 1: the model's
 # output); "light": white noise reading under LIGHT_BELOW, where a photo's own texture is most of what is read
-LIGHT_BELOW = 0.0
+LIGHT_BELOW = 5.0
 STRENGTH_KINDS = ("camera", "light", "white", "heavy")
 STRENGTH = {(photo, kind): 1.0 for photo in ("colour", "gray") for kind in STRENGTH_KINDS}
+STRENGTH.update({("colour", "camera"): 0.9, ("colour", "light"): 0.5})
 
 # The thresholds and strengths above, as one value photo_fit can fit and score
 Rule = namedtuple("Rule", "camera_below camera_ratio clean_below heavy_above light_below white_15 strength")
@@ -61,7 +62,7 @@ SIGMA_RANGE = {"ADNet g50": (40.0, math.inf), "SaoYan DnCNN-S-50": (40.0, math.i
                "DnCNN-S-25": (8.0, math.inf), "ADNet-S-25": (8.0, math.inf)}
 
 # White noise's reading our sigma-15 colour model is used for (nothing, when low > high)
-WHITE_15 = (math.inf, math.inf)
+WHITE_15 = (13.0, 17.0)
 
 RULE = Rule(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, HEAVY_ABOVE, LIGHT_BELOW, WHITE_15, STRENGTH)
 
