@@ -89,3 +89,23 @@ def test_strength_scales_the_noise_removed():
     assert np.array_equal(apply_strength(noisy, denoised, 0.0), noisy)
     assert np.allclose(apply_strength(noisy, denoised, 0.5), [0.45, 1.0, 0.05])
     assert np.allclose(apply_strength(noisy, denoised, 2.0), [0.3, 1.0, 0.0])
+
+
+def test_shipped_gray_strengths_are_what_gray_grids_fit_with_the_thresholds_kept(monkeypatch):
+    """A gray camera photo gets half of what the sigma-25 model removes, heavy gray noise more than all of it:
+    on cases whose best strengths are those, fit() with the shipped thresholds finds the shipped values."""
+    import photo_fit
+    import photo_noise
+    for name in ("CAMERA_BELOW", "CAMERA_RATIO", "CLEAN_BELOW", "LIGHT_BELOW"):
+        monkeypatch.setattr(photo_fit, name, (getattr(RULE, name.lower()),))
+    monkeypatch.setattr(photo_fit, "WHITE_15", (RULE.white_15,))
+    camera = Case("Sony", "real", "a", Reading(0.5, 3.0, "camera"), 1, 37.0, outputs_gray(0.5))
+    heavy = Case("Set12", 75, "b", Reading(60.0, 60.0, "heavy"), 1, 12.0, outputs_gray(1.5))
+    rule = fit([camera, heavy], {"DnCNN-S-25": "DnCNN-S-25"})
+    for kind in ("camera", "heavy"):
+        assert rule.strength[("gray", kind)] == photo_noise.STRENGTH[("gray", kind)]
+    assert photo_noise.STRENGTH[("gray", "camera")] == 0.5 and photo_noise.STRENGTH[("gray", "heavy")] == 1.5
+
+
+def outputs_gray(best_strength):
+    return {"DnCNN-S-25": {s: 38.0 - 5.0 * abs(s - best_strength) for s in STRENGTHS}}
