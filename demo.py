@@ -220,7 +220,8 @@ def denoise_folder(args):
             out = np.clip(noisy, 0, 1)
         else:
             out = denoise_any(net, noisy, device, amp=precision.dtype, tile=args.tile, x8=args.x8,
-                              gray_on_colour=args.gray_model_on_colour, on_progress=bar.advance)
+                              gray_on_colour=args.gray_model_on_colour, on_progress=bar.advance,
+                              sigma=args.test_noiseL if args.noise_level is None else args.noise_level)
             out = apply_strength(noisy, out, strength)
         value = None
         if args.test_noiseL > 0:

@@ -12,7 +12,7 @@ import torch
 from checkpoints import load_model
 from device import add_device_flag, select_device, setup_host
 from images import to_hwc
-from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, unwrap
+from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, unwrap, with_noise_map
 from onnx_backend import OnnxRuntimeNet, onnxruntime_available
 from photo_noise import apply_strength, choose_model, read_noise
 from precision import add_amp_flag, autocast, precision_bytes, precision_for
@@ -129,8 +129,10 @@ def undo_dihedral(x, mode):
 
 
 @torch.inference_mode()
-def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=False, on_tile=None):
+def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=False, on_tile=None, sigma=None):
     """Clean estimate for an (N, C, H, W) CPU tensor, whole or in overlapping tiles.
+
+    sigma: the noise level an FDnCNN is told (0-255 scale; a number or an (H, W) map), ignored by other models.
 
     tile: 0 whole, N tiles of at most N pixels a side (the image split evenly), AUTO_TILE (-1) as memory
     allows (see auto_tile, tile_budget). Tiles overlap by the network's receptive radius, so tiled and whole
@@ -139,6 +141,10 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
     on_tile(pixels): called after each tile (each pass, with x8) with the output pixels it finished.
     """
     h, w = noisy.shape[-2:]
+    if unwrap(net).noise_map and noisy.shape[1] == unwrap(net).channels:
+        if sigma is None:
+            raise UserError("FDnCNN needs a noise level: pass --noise_level")
+        noisy = with_noise_map(noisy, torch.as_tensor(sigma, dtype=torch.float32))
     if tile is None or tile < 0:
         tile = auto_tile(h, w, noisy.shape[1], tile_budget(device), precision_bytes(amp), receptive_radius(net),
                          live_maps=getattr(net, "live_feature_maps", LIVE_FEATURE_MAPS),
@@ -168,7 +174,7 @@ def _denoise(net, noisy, device, amp, tile, channels_last, x8, on_tile):
             on_tile(h * w)
         return out
     pad = receptive_radius(net)
-    out = torch.empty_like(noisy)
+    out = noisy.new_empty(noisy.shape[:1] + (unwrap(net).channels,) + noisy.shape[2:])
     for y0, y1 in tile_spans(h, tile):
         for x0, x1 in tile_spans(w, tile):
             ya, xa = max(0, y0 - pad), max(0, x0 - pad)
@@ -287,8 +293,10 @@ def retry_smaller_tiles(run, tile, size, device):
 GRAY_ON_COLOUR = ("channels", "luma")
 
 
-def denoise_any(net, noisy, device, amp=None, tile=0, x8=False, gray_on_colour="channels", on_progress=None):
-    """Denoise a (C, H, W) float image whatever its channels and the model's.
+def denoise_any(net, noisy, device, amp=None, tile=0, x8=False, gray_on_colour="channels", on_progress=None,
+                sigma=None):
+    """Denoise a (C, H, W) float image whatever its channels and the model's (sigma: FDnCNN's noise level, a
+    number or an (H, W) map on the 0-255 scale).
 
     Same channels: as they are. Colour model, gray image: the gray repeated into three channels, the
     output averaged back to gray. Gray model, colour image, gray_on_colour: "channels" denoises each of B,
@@ -302,7 +310,7 @@ def denoise_any(net, noisy, device, amp=None, tile=0, x8=False, gray_on_colour="
     passes = 3 if (want, have, gray_on_colour) == (1, 3, "channels") else 1
     on_tile = None if on_progress is None else (lambda px: on_progress(px / (h * w * passes * (8 if x8 else 1))))
     run = lambda x: denoise_image(net, torch.from_numpy(np.ascontiguousarray(x))[None], device, amp, tile,  # noqa: E731
-                                  x8=x8, on_tile=on_tile)[0].numpy()
+                                  x8=x8, on_tile=on_tile, sigma=sigma)[0].numpy()
     if want == have:
         return run(noisy)
     if want == 3:
@@ -335,6 +343,8 @@ def add_common_inference_flags(parser):
                         help="how much of the noise the model finds to remove: 1 (default) the model's output, or the "
                              "per-photo default's strength for the photo's noise; under 1 lighter (0 keeps the photo), "
                              "over 1 stronger")
+    parser.add_argument("--noise_level", type=non_negative(float), default=None, metavar="SIGMA",
+                        help="the noise level (0-255 scale) an FDnCNN is told (default: the test noise --test_noiseL)")
     parser.add_argument("--x8", action="store_true",
                         help="self-ensemble: average the outputs for the 8 flips/rotations (8x slower, a little better)")
     parser.add_argument("--no_fold", action="store_true", help="keep batch-norm layers separate")
@@ -355,7 +365,7 @@ def tile_size(value):
 
 
 def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1,
-                  x8=False, total=None, chosen=None, eight_bit=False, strength=1.0):
+                  x8=False, total=None, chosen=None, eight_bit=False, strength=1.0, noise_level=None):
     """Denoise each (path, clean CxHxW) of an iterable under the test noise protocol, yielding one row at a
     time (so a stream of images is never all in memory).
 
@@ -365,8 +375,10 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
     chosen (a ChosenNets): a net chosen per image from its noisy copy, net unused; the row gets the reading
     and the choice, whose strength replaces `strength` (photo_noise.apply_strength). eight_bit: the noisy image
     clipped and rounded to 8 bits, as a photo stored with its noise.
+    noise_level: what an FDnCNN is told (default: sigma).
     Rows: name, path, psnr, (ssim), noisy and denoised (C, H, W) arrays of the first copy.
     """
+    level = sigma if noise_level is None else noise_level
     for path, clean in progress(images, quiet=quiet, desc="test", unit="img", total=total):
         batch = torch.from_numpy(clean)[None].repeat(copies, 1, 1, 1)
         noisy = add_test_noise(batch, sigma, seed) if sigma > 0 else batch
@@ -374,7 +386,7 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
             noisy = stored_in_8_bits(noisy)
         row = {"name": os.path.basename(path), "path": path, "psnr": None, "noisy": noisy[0].numpy()}
         if chosen is None:
-            est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8).clamp(0.0, 1.0).numpy()
+            est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8, sigma=level).clamp(0.0, 1.0).numpy()
         else:
             row["reading"], row["choice"], picked = chosen.choose(row["noisy"])
             strength = row["choice"].strength
@@ -389,7 +401,8 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
         yield row
 
 
-def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, total=None, chosen=None, strength=1.0):
+def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, total=None, chosen=None, strength=1.0,
+                   noise_level=None):
     """Denoise each (name, noisy, clean) of an iterable of real pairs (images.iter_pairs) and score it against
     the clean image: PSNR over all its channels (a colour photo's colour PSNR) and SSIM averaged over them.
     A gray model denoises each channel of a colour photo. chosen: as evaluate_iter's. Rows as evaluate_iter's,
@@ -399,8 +412,8 @@ def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, t
         if chosen is not None:
             row["reading"], row["choice"], net = chosen.choose(noisy)
             strength = row["choice"].strength
-        est = noisy if net is None else apply_strength(noisy, denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8),
-                                                       strength)
+        est = noisy if net is None else apply_strength(
+            noisy, denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8, sigma=noise_level), strength)
         row.update(psnr=psnr(clean, est), ssim=ssim(clean, est), denoised=est)
         yield row
 

@@ -1,7 +1,8 @@
-"""DnCNN (Zhang et al., TIP 2017) and the gray ADNet (Tian et al., 2020).
+"""DnCNN (Zhang et al., TIP 2017), its flexible FDnCNN, and ADNet (Tian et al., 2020).
 
 Parameter names match SaoYan/DnCNN-PyTorch and hellloxiaotian/ADNet, so their
-checkpoints load once a DataParallel ``module.`` prefix is stripped.
+checkpoints load once a DataParallel ``module.`` prefix is stripped; the DnCNN authors' MatConvNet models and
+KAIR's conversions of them (BN merged into biased convs) load into the same DnCNN with ``batch_norm=False``.
 """
 import copy
 import math
@@ -10,25 +11,34 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-ARCHS = ("DnCNN", "ADNet")
+ARCHS = ("DnCNN", "ADNet", "FDnCNN")
 FEATURES = 64
 
 
 class DnCNN(nn.Module):
-    """conv+ReLU, (L-2) x [conv+BN+ReLU], conv. Predicts the noise (residual learning)."""
+    """conv+ReLU, (L-2) x [conv+BN+ReLU], conv. Predicts the noise (residual learning).
 
-    predicts_noise = True
+    batch_norm=False: every conv biased and no BN, as the DnCNN authors' released models (BN merged).
+    noise_map=True (FDnCNN): the input is the image with one more channel appended, the noise level map
+    (sigma / 255 per pixel), and the output is the clean image, as the authors' FDnCNN.
+    """
 
-    def __init__(self, channels=1, num_of_layers=17):
+    def __init__(self, channels=1, num_of_layers=17, batch_norm=True, noise_map=False):
         super().__init__()
-        layers = [nn.Conv2d(channels, FEATURES, 3, padding=1, bias=False), nn.ReLU(inplace=True)]
+        bias = not batch_norm
+        layers = [nn.Conv2d(channels + int(noise_map), FEATURES, 3, padding=1, bias=bias), nn.ReLU(inplace=True)]
         for _ in range(num_of_layers - 2):
-            layers += [nn.Conv2d(FEATURES, FEATURES, 3, padding=1, bias=False),
-                       nn.BatchNorm2d(FEATURES), nn.ReLU(inplace=True)]
-        layers.append(nn.Conv2d(FEATURES, channels, 3, padding=1, bias=False))
+            layers.append(nn.Conv2d(FEATURES, FEATURES, 3, padding=1, bias=bias))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(FEATURES))
+            layers.append(nn.ReLU(inplace=True))
+        layers.append(nn.Conv2d(FEATURES, channels, 3, padding=1, bias=bias))
         self.dncnn = nn.Sequential(*layers)
         self.num_of_layers = num_of_layers
         self.channels = channels
+        self.noise_map = noise_map
+        self.batch_norm = batch_norm
+        self.predicts_noise = not noise_map
 
     def forward(self, x):
         return self.dncnn(x)
@@ -50,6 +60,7 @@ class ADNet(nn.Module):
     """
 
     predicts_noise = False
+    noise_map = False
     num_of_layers = 17
 
     def __init__(self, channels=1):
@@ -115,17 +126,36 @@ INITS = {"reference": {"DnCNN": init_dncnn_weights, "ADNet": init_adnet_weights}
          "residual": {"DnCNN": init_dncnn_weights, "ADNet": init_adnet_as_residual}}
 
 
-def build_model(arch="DnCNN", channels=1, num_of_layers=17, init="reference"):
-    """A fresh model; init is a key of INITS, or None to keep PyTorch's defaults (weights to be loaded)."""
-    if arch == "DnCNN":
-        model = DnCNN(channels, num_of_layers)
+FDNCNN_LAYERS = 20  # the authors' FDnCNN depth
+
+
+def build_model(arch="DnCNN", channels=1, num_of_layers=17, init="reference", batch_norm=True):
+    """A fresh model; init is a key of INITS, or None to keep PyTorch's defaults (weights to be loaded).
+
+    FDnCNN is DnCNN with the noise level map as one more input channel, returning the clean image.
+    """
+    if arch in ("DnCNN", "FDnCNN"):
+        model = DnCNN(channels, num_of_layers, batch_norm=batch_norm, noise_map=arch == "FDnCNN")
     elif arch == "ADNet":
         model = ADNet(channels)
     else:
         raise ValueError("unknown arch %r (choose from %s)" % (arch, ", ".join(ARCHS)))
     if init:
-        INITS[init][arch](model)
+        INITS[init]["ADNet" if arch == "ADNet" else "DnCNN"](model)
     return model
+
+
+def arch_name(model):
+    """'DnCNN', 'FDnCNN' or 'ADNet' of a bare model."""
+    return "ADNet" if isinstance(model, ADNet) else "FDnCNN" if model.noise_map else "DnCNN"
+
+
+def with_noise_map(noisy, sigma):
+    """FDnCNN's input: the (N, C, H, W) image with its noise level map (sigma / 255: a number, or a tensor
+    broadcastable to (N, 1, H, W)) appended as one more channel, as the authors' concat layer does."""
+    n, _, h, w = noisy.shape
+    level = torch.as_tensor(sigma, dtype=noisy.dtype, device=noisy.device) / 255.0
+    return torch.cat([noisy, level.expand(n, 1, h, w)], 1)
 
 
 def unwrap(model):
@@ -135,10 +165,17 @@ def unwrap(model):
     return getattr(model, "_orig_mod", model)
 
 
-def denoise(model, noisy):
-    """Clean estimate from either model: DnCNN predicts the noise, ADNet the image (see outputs_noise)."""
+def denoise(model, noisy, sigma=None):
+    """Clean estimate from any model: DnCNN predicts the noise, ADNet and FDnCNN the image (see outputs_noise).
+    FDnCNN is told the noise level: sigma (0-255 scale: a number or a per-pixel map, see with_noise_map), or
+    the map already appended to noisy as its last channel (so tiles and flips carry it along)."""
+    bare = unwrap(model)
+    if bare.noise_map and noisy.shape[1] == bare.channels:
+        if sigma is None:
+            raise ValueError("FDnCNN needs the noise level (sigma)")
+        noisy = with_noise_map(noisy, sigma)
     out = model(noisy)
-    return noisy - out if unwrap(model).predicts_noise else out
+    return noisy[:, :bare.channels] - out if bare.predicts_noise else out
 
 
 @torch.no_grad()
@@ -157,7 +194,7 @@ def outputs_noise(model, sigma=25.0):
     clean = clean.expand(1, model.channels, 64, 64).contiguous()
     noisy = clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * sigma / 255.0
     was_training = model.training
-    out = model.eval()(noisy).float()
+    out = model.eval()(with_noise_map(noisy, sigma) if model.noise_map else noisy).float()
     model.train(was_training)
     err_as_image = (out.clamp(0, 1) - clean).pow(2).mean().item()
     err_as_noise = (noisy - out).clamp(0, 1).sub(clean).pow(2).mean().item()

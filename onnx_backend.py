@@ -16,7 +16,7 @@ def onnxruntime_available():
 def export_onnx(model, out_path, opset=17, sample_size=64):
     """The network itself, BN folded, fp32, dynamic batch/height/width; written atomically."""
     net = fold_batchnorm(model).float().eval().cpu()
-    sample = torch.rand(1, net.channels, sample_size, sample_size)
+    sample = torch.rand(1, net.channels + int(net.noise_map), sample_size, sample_size)  # FDnCNN: the map too
     tmp = temp_path(out_path)
     with warnings.catch_warnings():  # the TorchScript exporter handles dynamic H/W of these plain CNNs best
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -34,7 +34,8 @@ def onnx_cache_dir():
 
 def cached_onnx(model):
     """The ONNX file of a model, exported once per weights (cached under a digest of them and the exporter)."""
-    digest = hashlib.sha256(("%s %s %s" % (type(model).__name__, torch.__version__, model.predicts_noise)).encode())
+    digest = hashlib.sha256(("%s %s %s %s" % (type(model).__name__, torch.__version__, model.predicts_noise,
+                                              model.noise_map)).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -58,7 +59,7 @@ class OnnxRuntimeNet(torch.nn.Module):
         import onnxruntime as ort
         super().__init__()
         self.model = model.eval()
-        self.channels, self.predicts_noise = model.channels, model.predicts_noise
+        self.channels, self.predicts_noise, self.noise_map = model.channels, model.predicts_noise, model.noise_map
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

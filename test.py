@@ -141,13 +141,14 @@ def main(argv=None):
     elif pairs:
         print("%d pairs of already noisy and clean photos (%s): scored against the clean ones" % (len(pairs), layout))
         rows = evaluate_pairs(net, iter_pairs(pairs), device, amp=precision.dtype, tile=args.tile, x8=args.x8,
-                              quiet=args.quiet, total=len(pairs), chosen=chosen, strength=args.strength)
+                              quiet=args.quiet, total=len(pairs), chosen=chosen, strength=args.strength,
+                              noise_level=args.noise_level)
     else:
         channels = None if model is None else model.channels  # auto: each image as stored, gray or colour
         rows = evaluate_iter(net, iter_images(files, channels=channels), args.test_noiseL, device,
                              amp=precision.dtype, seed=args.seed, tile=args.tile, with_ssim=True, quiet=args.quiet,
                              copies=args.copies, x8=args.x8, total=len(files), chosen=chosen, eight_bit=args.eight_bit,
-                             strength=args.strength)
+                             strength=args.strength, noise_level=args.noise_level)
     scored = bool(pairs) or args.test_noiseL > 0 or args.task != "denoise"
     scores, count = [], 0
     for row in rows:
