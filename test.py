@@ -24,8 +24,8 @@ from inference import (ChosenNets, add_common_inference_flags, evaluate_iter, ev
 from photo_noise import add_reference_weights_flag, available_weights, describe
 from protocols import TASKS, check_model, evaluate_task
 from protocols import describe as describe_task
-from utils import (ArgParser, UserError, add_legacy_flags, atomic_write_bytes, in_range, non_negative, positive, run_cli,
-                   say)
+from utils import (ArgParser, UserError, add_legacy_flags, atomic_write_bytes, in_range, non_negative, positive,
+                   run_cli, say)
 
 SET_ALIASES = {"Set68": "BSD68", "BSD68": "Set68"}  # one set: DnCNN-PyTorch's name and the ADNet port's
 

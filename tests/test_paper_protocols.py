@@ -36,8 +36,10 @@ ROWS = {
     "sr-Set14-x3": ("DnCNN3.mat", ["--test_data", "Set14", "--task", "sr", "--scale", "3"], 29.81, 0.8321, 0.02),
     "jpeg-classic5-q10": ("DnCNN3.mat", ["--test_data", "classic5", "--task", "jpeg", "--quality", "10"],
                           29.40, 0.8026, 0.02),
-    "jpeg-LIVE1-q20": ("DnCNN3.mat", ["--test_data", "LIVE1", "--task", "jpeg", "--quality", "20"], 31.59, 0.8802, 0.02),
-    "gd-BSD68-25": ("DnCNN3.mat", ["--test_data", "BSD68", "--test_noiseL", "25", "--uint8_output"], 29.02, 0.8190, 0.05),
+    "jpeg-LIVE1-q20": ("DnCNN3.mat", ["--test_data", "LIVE1", "--task", "jpeg", "--quality", "20"],
+                       31.59, 0.8802, 0.02),
+    "gd-BSD68-25": ("DnCNN3.mat", ["--test_data", "BSD68", "--test_noiseL", "25", "--uint8_output"],
+                    29.02, 0.8190, 0.05),
     "S-BSD68-25": ("specifics/sigma=25.mat", ["--test_data", "BSD68", "--test_noiseL", "25", "--uint8_output"],
                    29.23, None, 0.05),
 }
