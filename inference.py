@@ -14,7 +14,7 @@ from device import add_device_flag, select_device, setup_host
 from images import to_hwc
 from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, unwrap, with_noise_map
 from onnx_backend import OnnxRuntimeNet, onnxruntime_available
-from photo_noise import apply_strength, choose_model, read_noise
+from photo_noise import DEBLOCK, DEBLOCK_UP_TO, apply_strength, choose_model, read_noise
 from precision import add_amp_flag, autocast, precision_bytes, precision_for
 from utils import UserError, add_test_noise, legacy_device_id, non_negative, progress, psnr, ssim, stored_in_8_bits, warn
 
@@ -88,24 +88,47 @@ class ChosenNets:
         self.args, self.device, self.precision, self.available = args, device, precision, available
         self.nets = {}
 
-    def pick(self, noisy):
-        """(reading, choice) for a (C, H, W) float photo, no net loaded (demo.py --dry_run)."""
+    def pick(self, noisy, noise_level=None):
+        """(reading, choice) for a (C, H, W) float photo, no net loaded (demo.py --dry_run); noise_level fixes an
+        FDnCNN's."""
         reading = read_noise(noisy)
         try:
             return reading, choose_model(reading, noisy.shape[0], self.available,
-                                         strength=getattr(self.args, "strength", 1.0))
+                                         strength=getattr(self.args, "strength", 1.0), level=noise_level)
         except LookupError as e:
             raise UserError("%s (weights/get_reference_weights.sh fetches the references'; or pass a model)" % e)
 
-    def choose(self, noisy):
+    def net(self, name, why):
+        if name not in self.nets:
+            print("loading %s for %s" % (name, why))
+            self.nets[name] = load_net(self.args, self.available[name], self.device, self.precision)[1]
+        return self.nets[name]
+
+    def choose(self, noisy, noise_level=None):
         """(reading, choice, net or None) for a (C, H, W) float photo."""
-        reading, choice = self.pick(noisy)
+        reading, choice = self.pick(noisy, noise_level)
         if choice.name is None:
             return reading, choice, None
-        if choice.name not in self.nets:
-            print("loading %s for %s" % (choice.name, choice.why))
-            self.nets[choice.name] = load_net(self.args, choice.weights, self.device, self.precision)[1]
-        return reading, choice, self.nets[choice.name]
+        return reading, choice, self.net(choice.name, choice.why)
+
+    def deblocks(self, quality):
+        """Whether a JPEG of this IJG quality (None: not a JPEG) is deblocked first."""
+        return quality is not None and quality <= DEBLOCK_UP_TO and DEBLOCK in self.available
+
+    def denoise(self, noisy, quality=None, noise_level=None, **kwargs):
+        """The per-photo default on a (C, H, W) float photo: a JPEG of low quality deblocked by DnCNN-3, then the
+        noise read and the chosen model run (an FDnCNN told the level read, times the strength, or
+        `noise_level`). kwargs: denoise_any's. Returns (output, reading, choice, deblocked)."""
+        deblocked = self.deblocks(quality)
+        if deblocked:
+            noisy = deblock(self.net(DEBLOCK, "JPEG blocking"), noisy, self.device, amp=kwargs.get("amp"),
+                            tile=kwargs.get("tile", 0), x8=kwargs.get("x8", False))
+        reading, choice, net = self.choose(noisy, noise_level)
+        if net is None or choice.strength == 0 or choice.level == 0:
+            return np.clip(noisy, 0.0, 1.0), reading, choice, deblocked
+        out = denoise_any(net, noisy, self.device, sigma=choice.level, **kwargs)
+        return apply_strength(noisy, out, 1.0 if choice.level is not None else choice.strength), reading, choice, \
+            deblocked
 
 
 def inference_net(model, device, backend="auto", dtype=None, fold=True):
@@ -141,6 +164,9 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
     on_tile(pixels): called after each tile (each pass, with x8) with the output pixels it finished.
     """
     h, w = noisy.shape[-2:]
+    rgb = getattr(unwrap(net), "rgb", False) and noisy.shape[1] == 3  # the one place colour models are run
+    if rgb:
+        noisy = noisy.flip(1)
     if unwrap(net).noise_map and noisy.shape[1] == unwrap(net).channels:
         if sigma is None:
             raise UserError("FDnCNN needs a noise level: pass --noise_level")
@@ -149,8 +175,9 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
         tile = auto_tile(h, w, noisy.shape[1], tile_budget(device), precision_bytes(amp), receptive_radius(net),
                          live_maps=getattr(net, "live_feature_maps", LIVE_FEATURE_MAPS),
                          batch=noisy.shape[0])
-    return retry_smaller_tiles(lambda t: _denoise(net, noisy, device, amp, t, channels_last, x8, on_tile),
-                               tile, (h, w), device)
+    out = retry_smaller_tiles(lambda t: _denoise(net, noisy, device, amp, t, channels_last, x8, on_tile),
+                              tile, (h, w), device)
+    return out.flip(1) if rgb else out
 
 
 def _denoise(net, noisy, device, amp, tile, channels_last, x8, on_tile):
@@ -325,6 +352,24 @@ def denoise_any(net, noisy, device, amp=None, tile=0, x8=False, gray_on_colour="
     return np.transpose(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR), (2, 0, 1))
 
 
+DEBLOCK_CHROMA = ("keep", "model")
+
+
+def deblock(net, img, device, chroma="model", **kwargs):
+    """A JPEG's (C, H, W) float photo (colour: BGR) through a gray deblocking model (DnCNN-3), as its authors
+    ran it: on Y of MATLAB's YCbCr; chroma "model": Cb and Cr through it too, "keep": as decoded.
+    kwargs: denoise_image's (amp, tile, x8, on_tile)."""
+    from degrade import rgb2ycbcr, ycbcr2rgb
+    run = lambda x: denoise_image(net, torch.from_numpy(np.ascontiguousarray(x[None, None], np.float32)),  # noqa: E731
+                                  device, **kwargs)[0, 0].numpy()
+    if img.shape[0] == 1:
+        return run(img[0])[None]
+    ycc = rgb2ycbcr(np.transpose(img[::-1], (1, 2, 0)).astype(np.float64))
+    for c in range(3 if chroma == "model" else 1):
+        ycc[:, :, c] = run(ycc[:, :, c])
+    return np.ascontiguousarray(np.transpose(ycbcr2rgb(ycc), (2, 0, 1))[::-1], np.float32)
+
+
 def add_common_inference_flags(parser):
     parser.add_argument("--arch", choices=ARCHS, default=None, help="force the architecture (default: from the checkpoint)")
     parser.add_argument("--num_of_layers", type=non_negative(int), default=None,
@@ -388,10 +433,12 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
         if chosen is None:
             est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8, sigma=level).clamp(0.0, 1.0).numpy()
         else:
-            row["reading"], row["choice"], picked = chosen.choose(row["noisy"])
-            strength = row["choice"].strength
-            est = np.stack([copy if picked is None else denoise_any(picked, copy, device, amp=amp, tile=tile, x8=x8)
-                            for copy in noisy.numpy()]).clip(0.0, 1.0)
+            est = []
+            for copy in noisy.numpy():
+                out, row["reading"], row["choice"], _ = chosen.denoise(copy, noise_level=noise_level, amp=amp,
+                                                                       tile=tile, x8=x8)
+                est.append(out)
+            est, strength = np.stack(est), 1.0
         est = apply_strength(noisy.numpy(), est, strength)
         row["denoised"] = est[0]
         if sigma > 0:
@@ -410,10 +457,11 @@ def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, t
     for name, noisy, clean in progress(pairs, quiet=quiet, desc="test", unit="img", total=total):
         row = {"name": name, "path": name, "noisy_psnr": psnr(clean, noisy), "noisy": noisy}
         if chosen is not None:
-            row["reading"], row["choice"], net = chosen.choose(noisy)
-            strength = row["choice"].strength
-        est = noisy if net is None else apply_strength(
-            noisy, denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8, sigma=noise_level), strength)
+            est, row["reading"], row["choice"], _ = chosen.denoise(noisy, noise_level=noise_level, amp=amp, tile=tile,
+                                                                   x8=x8)
+        else:
+            est = noisy if net is None else apply_strength(
+                noisy, denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8, sigma=noise_level), strength)
         row.update(psnr=psnr(clean, est), ssim=ssim(clean, est), denoised=est)
         yield row
 

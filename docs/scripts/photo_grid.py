@@ -9,6 +9,10 @@ this project's weights only. A JSON line per (photo, sigma, model) in --out, so 
         --reference_weights ../shared/reference_weights
     python docs/scripts/photo_grid.py runs/set12.jsonl --table
     python docs/scripts/photo_grid.py ../shared/data/PolyU --pairs --channels 1 --every 10 --out runs/polyu_gray.jsonl
+
+An FDnCNN in the grid is run at each level it could be told (--levels, --level_factors: a row per level, with
+"level"); --jpeg Q ... makes a JPEG grid instead of noise (photo_fit fits FDnCNN's level and the deblocking
+cut-off from these rows).
 """
 import argparse
 import json
@@ -23,9 +27,10 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from checkpoints import load_model  # noqa: E402
 from images import find_pairs, list_images, read_image  # noqa: E402
-from inference import denoise_any, inference_net  # noqa: E402
+from inference import ChosenNets, deblock, denoise_any, inference_net  # noqa: E402
 from photo_fit import STRENGTHS, cases_from_rows, choice_under, fit, group_key, held_out, psnr_of  # noqa: E402
-from photo_noise import RULE, SHIPPED, Reading, apply_strength, available_weights, choose_model, read_noise  # noqa: E402
+from photo_noise import (DEBLOCK, RULE, SHIPPED, Reading, apply_strength, available_weights, choose_model,  # noqa: E402
+                         read_noise)
 from utils import eight_bit_noisy, psnr  # noqa: E402
 
 SIGMAS = (0, 5, 10, 15, 25, 35, 50, 75)
@@ -38,46 +43,104 @@ def grid_models(channels, available):
     return {name: path for name, path in available.items() if load_model(path).channels == channels}
 
 
+def centre_crop(img, size):
+    """The centre size x size of a (C, H, W) image, its corner on the 16-pixel grid (JPEG's blocks); 0: whole."""
+    if not size:
+        return img
+    h, w = img.shape[1:]
+    y, x = max(0, (h - size) // 2) // 16 * 16, max(0, (w - size) // 2) // 16 * 16
+    return np.ascontiguousarray(img[:, y:y + size, x:x + size])
+
+
+def jpeg_of(clean, quality):
+    """A (C, H, W) float photo saved as an IJG JPEG of `quality` (colour: 4:2:0, as cameras do) and decoded."""
+    from degrade import jpeg_roundtrip
+    u8 = np.round(np.clip(clean, 0, 1) * 255).astype(np.uint8)
+    if u8.shape[0] == 1:
+        return jpeg_roundtrip(u8[0], quality)[None].astype(np.float32) / 255
+    rgb = jpeg_roundtrip(np.ascontiguousarray(np.transpose(u8[::-1], (1, 2, 0))), quality)
+    return np.ascontiguousarray(np.transpose(rgb, (2, 0, 1))[::-1], np.float32) / 255
+
+
 def photos(args):
-    """(name, sigma, noisy, clean) in the grid's order."""
+    """(name, sigma or "real" or "q<quality>", noisy, clean) in the grid's order."""
     if args.pairs:
         for name, noisy_path, clean_path in find_pairs(args.folder)[1][args.offset::args.every]:
-            yield name, "real", read_image(noisy_path, args.channels), read_image(clean_path, args.channels)
+            yield name, "real", *(centre_crop(read_image(p, args.channels), args.crop) for p in (noisy_path, clean_path))
         return
     for path in list_images(args.folder)[args.offset::args.every]:
-        clean = read_image(path, args.channels)
+        clean = centre_crop(read_image(path, args.channels), args.crop)
+        if args.jpeg:
+            for quality in args.jpeg:
+                yield os.path.basename(path), "q%d" % quality, jpeg_of(clean, quality), clean
+            continue
         for sigma in args.sigmas:
             yield os.path.basename(path), sigma, eight_bit_noisy(clean, sigma, args.seed), clean
 
 
+def told_levels(args, sigma):
+    """The levels an FDnCNN is told for a photo: --levels for real noise and for sigma under 10 (a reading
+    there is mostly texture), else --level_factors times the sigma."""
+    if sigma == "real" or sigma < 10:
+        return list(args.levels)
+    return [round(f * sigma, 2) for f in args.level_factors]
+
+
+def grid_outputs(args, nets, models, sigma, noisy):
+    """(model, level or None, output) of each model of the grid for one noisy photo."""
+    for model in models:
+        if model not in nets:
+            nets[model] = inference_net(load_model(models[model]), torch.device("cpu"))[0]
+        if nets[model].noise_map:
+            for level in told_levels(args, sigma):
+                yield model, level, denoise_any(nets[model], noisy, torch.device("cpu"), sigma=level)
+        else:
+            yield model, None, denoise_any(nets[model], noisy, torch.device("cpu"))
+
+
+def jpeg_outputs(args, available, noisy):
+    """(row name, None, output) for a JPEG: DnCNN-3 on Y (chroma as decoded) and on Y, Cb, Cr; the default
+    (photo_noise's level) without and with deblocking first."""
+    if "chosen" not in args:
+        flags = argparse.Namespace(arch=None, num_of_layers=None, backend="auto", no_fold=False, strength=1.0)
+        args.chosen = ChosenNets(flags, torch.device("cpu"), None, available)
+    chosen = args.chosen
+    net = chosen.net(DEBLOCK, "the grid")
+    for chroma in ("keep", "model"):
+        yield "%s, chroma %s" % (DEBLOCK, chroma), None, deblock(net, noisy, torch.device("cpu"), chroma=chroma)
+    for quality, label in ((None, "default, not deblocked"), (0, "default, deblocked")):
+        out, reading, choice, _ = chosen.denoise(noisy, quality)
+        yield "%s (%s %.2f)" % (label, choice.name, choice.level or 0), None, out
+
+
 def run_grid(args):
-    models = grid_models(args.channels, available_weights(reference_dir=args.reference_weights))
+    available = available_weights(reference_dir=args.reference_weights)
+    models = grid_models(args.channels, available)
     if args.models:
         models = {name: path for name, path in models.items() if name in args.models}
     done = set()
     if os.path.isfile(args.out):
         with open(args.out) as f:
-            done = {(r["image"], r["sigma"], r["model"]) for r in map(json.loads, f)}
+            done = {(r["image"], r["sigma"]) for r in map(json.loads, f)}
     nets = {}
     for name, sigma, noisy, clean in photos(args):
-        todo = [m for m in [KEPT] + sorted(models) if (name, sigma, m) not in done]
-        if not todo:
+        if (name, sigma) in done:
             continue
         reading = read_noise(noisy)
-        for model in todo:
-            if model == KEPT:
-                est = noisy
-            else:
-                if model not in nets:
-                    nets[model] = inference_net(load_model(models[model]), torch.device("cpu"))[0]
-                est = np.clip(denoise_any(nets[model], noisy, torch.device("cpu")), 0.0, 1.0)
+        outputs = jpeg_outputs(args, available, noisy) if args.jpeg else grid_outputs(args, nets, models, sigma, noisy)
+        rows = []
+        for model, level, est in [(KEPT, None, noisy)] + list(outputs):
+            est = np.clip(est, 0.0, 1.0)
             row = {"image": name, "sigma": sigma, "model": model, "psnr": psnr(clean, est),
                    "reading": list(reading), "channels": args.channels, "set": os.path.basename(
                        os.path.normpath(args.folder))}
-            if model != KEPT:  # the model's output at each strength (photo_fit fits the default's)
+            if level is not None:
+                row["level"] = level
+            elif model != KEPT and not args.jpeg:  # the model's output at each strength (photo_fit fits the default's)
                 row["strengths"] = {"%g" % s: psnr(clean, apply_strength(noisy, est, s)) for s in STRENGTHS}
-            with open(args.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            rows.append(json.dumps(row) + "\n")
+        with open(args.out, "a") as f:  # a photo's rows together: a stopped run redoes the photo
+            f.writelines(rows)
         print(name, sigma, "done", flush=True)
 
 
@@ -198,6 +261,13 @@ def main():
     p.add_argument("--channels", type=int, choices=(1, 3), default=3)
     p.add_argument("--sigmas", type=float, nargs="+", default=SIGMAS)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crop", type=int, default=0, help="the centre N x N of each photo (0: whole)")
+    p.add_argument("--levels", type=float, nargs="+", default=(0, 1, 2, 3, 4, 5, 6, 8, 10),
+                   help="the levels an FDnCNN is told for real noise and for sigma under 10")
+    p.add_argument("--level_factors", type=float, nargs="+", default=(0.8, 0.9, 1.0, 1.1, 1.2),
+                   help="the levels an FDnCNN is told for sigma 10 and over, times the sigma")
+    p.add_argument("--jpeg", type=int, nargs="+", default=None, metavar="Q",
+                   help="a JPEG grid: each photo saved at these IJG qualities (no noise added)")
     p.add_argument("--every", type=int, default=1, help="every Nth photo of the sorted names")
     p.add_argument("--offset", type=int, default=0, help="from the Nth photo (two runs: --every 2, offsets 0 and 1)")
     p.add_argument("--reference_weights", default="weights/reference")
