@@ -88,10 +88,13 @@ class ChosenNets:
         self.args, self.device, self.precision, self.available = args, device, precision, available
         self.nets = {}
 
-    def pick(self, noisy, noise_level=None):
+    def pick(self, noisy, noise_level=None, deblocked=False):
         """(reading, choice) for a (C, H, W) float photo, no net loaded (demo.py --dry_run); noise_level fixes an
         FDnCNN's."""
         reading = read_noise(noisy)
+        if deblocked and reading.kind == "camera":
+            # what a deblocked JPEG shows on its 2x2 means is what is left of its blocks, not a camera's noise
+            reading = reading._replace(kind="white")
         try:
             return reading, choose_model(reading, noisy.shape[0], self.available,
                                          strength=getattr(self.args, "strength", 1.0), level=noise_level)
@@ -104,9 +107,9 @@ class ChosenNets:
             self.nets[name] = load_net(self.args, self.available[name], self.device, self.precision)[1]
         return self.nets[name]
 
-    def choose(self, noisy, noise_level=None):
+    def choose(self, noisy, noise_level=None, deblocked=False):
         """(reading, choice, net or None) for a (C, H, W) float photo."""
-        reading, choice = self.pick(noisy, noise_level)
+        reading, choice = self.pick(noisy, noise_level, deblocked)
         if choice.name is None:
             return reading, choice, None
         return reading, choice, self.net(choice.name, choice.why)
@@ -123,7 +126,11 @@ class ChosenNets:
         if deblocked:
             noisy = deblock(self.net(DEBLOCK, "JPEG blocking"), noisy, self.device, amp=kwargs.get("amp"),
                             tile=kwargs.get("tile", 0), x8=kwargs.get("x8", False))
-        reading, choice, net = self.choose(noisy, noise_level)
+        return self.denoise_read(noisy, deblocked, noise_level, **kwargs)
+
+    def denoise_read(self, noisy, deblocked=False, noise_level=None, **kwargs):
+        """denoise's second step: the noise read and the chosen model run."""
+        reading, choice, net = self.choose(noisy, noise_level, deblocked)
         if net is None or choice.strength == 0 or choice.level == 0:
             return np.clip(noisy, 0.0, 1.0), reading, choice, deblocked
         out = denoise_any(net, noisy, self.device, sigma=choice.level, **kwargs)
@@ -355,9 +362,10 @@ def denoise_any(net, noisy, device, amp=None, tile=0, x8=False, gray_on_colour="
 DEBLOCK_CHROMA = ("keep", "model")
 
 
-def deblock(net, img, device, chroma="model", **kwargs):
+def deblock(net, img, device, chroma="keep", **kwargs):
     """A JPEG's (C, H, W) float photo (colour: BGR) through a gray deblocking model (DnCNN-3), as its authors
-    ran it: on Y of MATLAB's YCbCr; chroma "model": Cb and Cr through it too, "keep": as decoded.
+    ran it: on Y of MATLAB's YCbCr; chroma "keep": as decoded (one pass; the default: Cb and Cr through it too,
+    "model", gain at most 0.06 dB for two passes more, docs/real-noise.md).
     kwargs: denoise_image's (amp, tile, x8, on_tile)."""
     from degrade import rgb2ycbcr, ycbcr2rgb
     run = lambda x: denoise_image(net, torch.from_numpy(np.ascontiguousarray(x[None, None], np.float32)),  # noqa: E731

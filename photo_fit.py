@@ -137,9 +137,12 @@ def held_out(cases, available, folds=None):
 
 
 # FDnCNN's level (photo_noise.Level) and the deblocking cut-off, fitted from photo_grid's rows in the same way
-WHITE_SCALE = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
-WHITE_OFFSET = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
-CAMERA_SCALE = (2.0, 3.0, 4.0, 4.5, 5.0, 5.5, 6.0, 7.0, 8.0, 10.0)
+WHITE_SCALE = (0.9, 0.95, 1.0, 1.05, 1.1)
+FLAT_BELOW = (0.0, 8.0, 10.0, 12.0, 15.0, 20.0)  # 0: never the flat reading
+FLAT_SCALE = (0.9, 1.0, 1.1, 1.2, 1.3)
+LEVEL_CAMERA_BELOW = (1.25, 1.5, 2.0, 2.5)
+CAMERA_OFFSET = (0.0, 4.0, 6.0, 8.0, 10.0, 12.0)
+CAMERA_SCALE = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
 DEBLOCK_UP_TO = (0, 10, 20, 30, 50, 70, 90, 100)  # 0: never
 
 # curve: [(level, psnr)] of an FDnCNN told each level, (0, the photo kept) first
@@ -182,10 +185,11 @@ def level_score(cases, level):
 def fit_level(cases):
     """The Level of the highest level_score on `cases` over the grids above (white and camera noise apart: a
     reading's kind decides which part of the Level it uses)."""
-    white = max(itertools.product(WHITE_SCALE, WHITE_OFFSET),
-                key=lambda p: level_score(cases, Level(p[0], p[1], CAMERA_SCALE[0])))
-    camera = max(CAMERA_SCALE, key=lambda k: level_score(cases, Level(white[0], white[1], k)))
-    return Level(white[0], white[1], camera)
+    white = max(itertools.product(WHITE_SCALE, FLAT_BELOW, FLAT_SCALE),
+                key=lambda p: level_score(cases, Level(*p, 0.0, 8.0, 0.0)))
+    camera = max(itertools.product(LEVEL_CAMERA_BELOW, CAMERA_OFFSET, CAMERA_SCALE),
+                 key=lambda p: level_score(cases, Level(*white, *p)))
+    return Level(*white, *camera)
 
 
 def held_out_level(cases):

@@ -74,17 +74,24 @@ SIGMA_RANGE = {"ADNet g50": (40.0, math.inf), "SaoYan DnCNN-S-50": (40.0, math.i
 # White noise's reading our sigma-15 colour model is used for (nothing, when low > high)
 WHITE_15 = (13.0, 17.0)
 
-# FDnCNN's level (0-255 scale) from a reading. White noise reads about its sigma (texture adds to it at low
-# sigma); a camera's noise, demosaiced and JPEG'd, is correlated and reads faint: it is told a multiple of its
-# 2x2 reading. Fitted by photo_fit.fit_level, held out (docs/real-noise.md).
-Level = namedtuple("Level", "white_scale white_offset camera_scale")
-LEVEL = Level(1.0, 0.0, 5.0)
+# FDnCNN's level (0-255 scale) from a reading. A photo's texture adds to white noise's reading, which is what
+# light noise reads on a textured photo: under flat_below the level is read on the photo's flattest blocks
+# (sigma_flat; clipping at 0 and 255 flattens blocks too, so heavier noise is read on the whole photo). A
+# camera's noise, demosaiced and JPEG'd, is correlated and reads faint, and its reading says little of the
+# level that removes it best: camera_offset + camera_scale x its 2x2 reading; a photo reading under
+# camera_below on its pixels and camera_ratio times that on its 2x2 means counts as a camera's (the class
+# rule's camera_below stays as fitted for this project's models). Fitted by photo_fit.fit_level, held out
+# (docs/real-noise.md).
+Level = namedtuple("Level", "white_scale flat_below flat_scale camera_below camera_offset camera_scale")
+LEVEL = Level(1.0, 12.0, 0.9, 1.5, 8.0, 0.5)
+FLAT_QUANTILE, FLAT_BLOCK = 0.1, 16  # sigma_flat: the 10th percentile of 16 x 16 blocks' readings
 # A JPEG whose IJG quality (read off its quantisation tables) is at most this is deblocked by DnCNN-3 first
 DEBLOCK_UP_TO = 70
 
 RULE = Rule(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, HEAVY_ABOVE, LIGHT_BELOW, WHITE_15, STRENGTH)
 
-Reading = namedtuple("Reading", "sigma sigma_2x2 kind")  # 8-bit units; kind: clean, white, heavy or camera
+# 8-bit units; kind: clean, white, heavy or camera
+Reading = namedtuple("Reading", "sigma sigma_2x2 kind sigma_flat", defaults=(None,))
 # name None: the photo is kept as it is; level: what an FDnCNN is told (None: not an FDnCNN)
 Choice = namedtuple("Choice", "name weights why strength level", defaults=(None,))
 
@@ -111,11 +118,29 @@ def wavelet_sigma(img):
     return 255.0 * float(estimate_sigma(np.transpose(img, (1, 2, 0)), channel_axis=-1, average_sigmas=True))
 
 
+def flat_sigma(img, quantile=FLAT_QUANTILE, block=FLAT_BLOCK):
+    """White noise's sigma read on a (C, H, W) photo's flattest blocks, in 8-bit units: the finest diagonal
+    wavelet band's median (as estimate_sigma) in each block of block x block coefficients, the `quantile` of
+    the blocks, averaged over the channels."""
+    import pywt
+    readings = []
+    for channel in np.asarray(img, np.float32):
+        band = np.abs(pywt.dwt2(channel, "db2")[1][2])
+        h, w = band.shape[0] // block * block, band.shape[1] // block * block
+        if not h or not w:
+            band, h, w = band[None, None], band.shape[0], band.shape[1]
+        blocks = band[:h, :w].reshape(h // block or 1, min(block, h), w // block or 1, min(block, w))
+        readings.append(np.quantile(np.median(blocks.transpose(0, 2, 1, 3).reshape(
+            blocks.shape[0] * blocks.shape[2], -1), axis=1) / 0.6745, quantile))
+    return 255.0 * float(np.mean(readings))
+
+
 def read_noise(img, rule=RULE):
-    """The Reading of a (C, H, W) float photo in [0, 1]: the estimate on its pixels and on its 2x2 means."""
+    """The Reading of a (C, H, W) float photo in [0, 1]: the estimate on its pixels, on its 2x2 means and on
+    its flattest blocks."""
     sigma = wavelet_sigma(img)
     sigma_2x2 = 2.0 * wavelet_sigma(bin_pixels(img, 2))
-    return Reading(sigma, sigma_2x2, noise_kind(sigma, sigma_2x2, rule))
+    return Reading(sigma, sigma_2x2, noise_kind(sigma, sigma_2x2, rule), flat_sigma(img))
 
 
 def noise_kind(sigma, sigma_2x2, rule=RULE):
@@ -177,9 +202,12 @@ def noise_level(reading, level=LEVEL):
     """The level (0-255 scale) an FDnCNN is told for a Reading, at strength 1."""
     if reading.kind == "clean":
         return 0.0
-    if reading.kind == "camera":
-        return level.camera_scale * reading.sigma_2x2
-    return max(0.0, level.white_scale * (reading.sigma - level.white_offset))
+    if reading.kind == "camera" or (reading.kind == "white" and reading.sigma < level.camera_below and
+                                    reading.sigma_2x2 > RULE.camera_ratio * reading.sigma):
+        return level.camera_offset + level.camera_scale * reading.sigma_2x2
+    if reading.sigma < level.flat_below and reading.sigma_flat is not None:
+        return level.flat_scale * reading.sigma_flat
+    return level.white_scale * reading.sigma
 
 
 def describe(name, reading, choice, quality=None, deblocked=False):
