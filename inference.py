@@ -96,8 +96,8 @@ class ChosenNets:
             # what a deblocked JPEG shows on its 2x2 means is what is left of its blocks, not a camera's noise
             reading = reading._replace(kind="white")
         try:
-            return reading, choose_model(reading, noisy.shape[0], self.available,
-                                         strength=getattr(self.args, "strength", 1.0), level=noise_level)
+            return reading, choose_model(reading, noisy.shape[0], self.available, level=noise_level,
+                                         strength=getattr(self.args, "strength", 1.0), deblocked=deblocked)
         except LookupError as e:
             raise UserError("%s (weights/get_reference_weights.sh fetches the references'; or pass a model)" % e)
 
@@ -394,10 +394,11 @@ def add_common_inference_flags(parser):
                              % (CPU_WORKING_SET // 2 ** 20))
     parser.add_argument("--strength", type=non_negative(float), default=1.0,
                         help="how much of the noise the model finds to remove: 1 (default) the model's output, or the "
-                             "per-photo default's strength for the photo's noise; under 1 lighter (0 keeps the photo), "
-                             "over 1 stronger")
+                             "per-photo default's strength for the photo's noise (with FDnCNN: the level read off the "
+                             "photo times this); under 1 lighter (0 keeps the photo), over 1 stronger")
     parser.add_argument("--noise_level", type=non_negative(float), default=None, metavar="SIGMA",
-                        help="the noise level (0-255 scale) an FDnCNN is told (default: the test noise --test_noiseL)")
+                        help="the noise level (0-255 scale) an FDnCNN is told (default: the test noise --test_noiseL; "
+                             "the per-photo default: the level read off each photo)")
     parser.add_argument("--x8", action="store_true",
                         help="self-ensemble: average the outputs for the 8 flips/rotations (8x slower, a little better)")
     parser.add_argument("--no_fold", action="store_true", help="keep batch-norm layers separate")

@@ -143,7 +143,7 @@ FLAT_SCALE = (0.9, 1.0, 1.1, 1.2, 1.3)
 LEVEL_CAMERA_BELOW = (1.25, 1.5, 2.0, 2.5)
 CAMERA_OFFSET = (0.0, 4.0, 6.0, 8.0, 10.0, 12.0)
 CAMERA_SCALE = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
-DEBLOCK_UP_TO = (0, 10, 20, 30, 50, 70, 90, 100)  # 0: never
+DEBLOCK_UP_TO = (0, 10, 20, 30, 50, 70, 75, 90, 100)  # 0: never
 
 # curve: [(level, psnr)] of an FDnCNN told each level, (0, the photo kept) first
 LevelCase = namedtuple("LevelCase", "fold group image reading curve")
@@ -204,10 +204,12 @@ def held_out_level(cases):
 
 def fit_deblock(cases, not_deblocked, deblocked):
     """The cut-off (DEBLOCK_UP_TO) of the highest summed mean PSNR over (set, quality) groups of JPEG cases:
-    {(set, image, quality): {row name: psnr}}, a JPEG deblocked when its quality is at most the cut-off."""
+    {(set, image, "q<quality>[ σ<sigma>]"): {row name: psnr}}, a JPEG deblocked when its quality is at most the
+    cut-off."""
     def score(cut):
         groups = defaultdict(list)
-        for (photo_set, _, quality), psnrs in cases.items():
-            groups[(photo_set, quality)].append(psnrs[deblocked if quality <= cut else not_deblocked])
+        for (photo_set, _, label), psnrs in cases.items():
+            quality = int(label.split()[0][1:])
+            groups[(photo_set, label)].append(psnrs[deblocked if quality <= cut else not_deblocked])
         return sum(float(np.mean(v)) for v in groups.values())
     return max(DEBLOCK_UP_TO, key=score)

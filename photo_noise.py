@@ -83,7 +83,7 @@ WHITE_15 = (13.0, 17.0)
 # rule's camera_below stays as fitted for this project's models). Fitted by photo_fit.fit_level, held out
 # (docs/real-noise.md).
 Level = namedtuple("Level", "white_scale flat_below flat_scale camera_below camera_offset camera_scale")
-LEVEL = Level(1.0, 12.0, 0.9, 1.5, 8.0, 0.5)
+LEVEL = Level(1.05, 12.0, 0.9, 1.25, 8.0, 0.5)
 FLAT_QUANTILE, FLAT_BLOCK = 0.1, 16  # sigma_flat: the 10th percentile of 16 x 16 blocks' readings
 # A JPEG whose IJG quality (read off its quantisation tables) is at most this is deblocked by DnCNN-3 first
 DEBLOCK_UP_TO = 70
@@ -176,14 +176,15 @@ def strength_kind(reading, channels, rule=RULE):
     return ("colour" if channels == 3 else "gray"), kind
 
 
-def choose_model(reading, channels, available, rule=RULE, strength=1.0, level=None):
+def choose_model(reading, channels, available, rule=RULE, strength=1.0, level=None, deblocked=False):
     """The Choice for a photo of `channels` whose noise reads `reading`, from {name: weights} available;
     `strength` scales the rule's strength for the kind, or an FDnCNN's level (the user's --strength); `level`
-    fixes an FDnCNN's level (--noise_level)."""
+    fixes an FDnCNN's level (--noise_level); deblocked: the photo is a JPEG DnCNN-3 deblocked."""
     photo = "colour" if channels == 3 else "gray"
     if FDNCNN[photo] in available and (level is not None or reading.kind != "clean"):
+        told = strength * noise_level(reading, deblocked=deblocked) if level is None else float(level)
         return Choice(FDNCNN[photo], available[FDNCNN[photo]], "%s noise on a %s photo" % (reading.kind, photo),
-                      strength, strength * noise_level(reading) if level is None else float(level))
+                      strength, told)
     if reading.kind == "clean":
         return Choice(None, None, "no noise to remove", 0.0)
     there = [name for name in PREFERENCES[(photo, reading.kind)] if name in available]
@@ -198,12 +199,14 @@ def choose_model(reading, channels, available, rule=RULE, strength=1.0, level=No
                   0.0)
 
 
-def noise_level(reading, level=LEVEL):
-    """The level (0-255 scale) an FDnCNN is told for a Reading, at strength 1."""
+def noise_level(reading, level=LEVEL, deblocked=False):
+    """The level (0-255 scale) an FDnCNN is told for a Reading, at strength 1. A deblocked JPEG's 2x2 means show
+    what is left of its blocks, not a camera's noise: its level is read as white noise's."""
     if reading.kind == "clean":
         return 0.0
-    if reading.kind == "camera" or (reading.kind == "white" and reading.sigma < level.camera_below and
-                                    reading.sigma_2x2 > RULE.camera_ratio * reading.sigma):
+    if not deblocked and (reading.kind == "camera" or (
+            reading.kind == "white" and reading.sigma < level.camera_below and
+            reading.sigma_2x2 > RULE.camera_ratio * reading.sigma)):
         return level.camera_offset + level.camera_scale * reading.sigma_2x2
     if reading.sigma < level.flat_below and reading.sigma_flat is not None:
         return level.flat_scale * reading.sigma_flat

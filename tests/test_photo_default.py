@@ -35,6 +35,8 @@ def test_camera_noise_is_told_a_function_of_its_2x2_reading_and_clean_photos_not
     assert noise_level(Reading(0.5, 2.0, "camera")) == pytest.approx(camera)
     faint = Reading(LEVEL.camera_below - 0.01, 10 * LEVEL.camera_below, "white", 0.3)  # over the class rule's bar
     assert noise_level(faint) == pytest.approx(LEVEL.camera_offset + LEVEL.camera_scale * faint.sigma_2x2)
+    # a deblocked JPEG's 2x2 means show its blocks' trace: read as white noise, on its flattest blocks
+    assert noise_level(faint, deblocked=True) == pytest.approx(LEVEL.flat_scale * faint.sigma_flat)
     assert noise_level(Reading(0.1, 0.2, "clean")) == 0.0
     assert choose_model(Reading(0.1, 0.2, "clean"), 3, {FDNCNN["colour"]: "w"}).name is None
 

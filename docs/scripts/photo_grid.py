@@ -73,9 +73,11 @@ def photos(args):
         return
     for path in list_images(args.folder)[args.offset::args.every]:
         clean = centre_crop(read_image(path, args.channels), args.crop)
-        if args.jpeg:
-            for quality in args.jpeg:
-                yield os.path.basename(path), "q%d" % quality, jpeg_of(clean, quality), clean
+        if args.jpeg:  # with --sigmas: the noise added, stored in 8 bits, then the JPEG
+            for sigma in args.sigmas if args.jpeg_noise else [0]:
+                for quality in args.jpeg:
+                    yield os.path.basename(path), "q%d" % quality + (" σ%g" % sigma if sigma else ""), jpeg_of(
+                        eight_bit_noisy(clean, sigma, args.seed), quality), clean
             continue
         for sigma in args.sigmas:
             yield os.path.basename(path), sigma, eight_bit_noisy(clean, sigma, args.seed), clean
@@ -314,15 +316,20 @@ def level_table(paths, model="FDnCNN color"):
     print("- fitted on all: %s" % (everything,))
 
 
+def jpeg_label_quality(label):
+    """The quality of a JPEG grid's "q<quality>[ σ<sigma>]"."""
+    return int(label.split()[0][1:])
+
+
 def jpeg_table(paths):
     """The JPEG grid: per set and quality the JPEG, DnCNN-3 (chroma as decoded or through it too) and the
     default not deblocked / deblocked; the cut-off fitted without each set and scored on it: Markdown."""
     rows = read_rows(paths)
-    cases = defaultdict(dict)
+    cases = defaultdict(dict)  # (set, image, "q<quality>[ σ<sigma>]")
     for r in rows:
-        cases[(r["set"], r["image"], int(str(r["sigma"]).lstrip("q")))][r["model"]] = r["psnr"]
+        cases[(r["set"], r["image"], r["sigma"])][r["model"]] = r["psnr"]
     names = sorted({m for v in cases.values() for m in v})
-    groups = sorted({(k[0], k[2]) for k in cases})
+    groups = sorted({(k[0], k[2]) for k in cases}, key=lambda g: (g[0], len(g[1]), jpeg_label_quality(g[1])))
     held = {}
     for photo_set in sorted({g[0] for g in groups}):
         cut = fit_deblock({k: v for k, v in cases.items() if k[0] != photo_set}, "default, not deblocked",
@@ -332,12 +339,13 @@ def jpeg_table(paths):
     print("- fitted on all: deblocked up to quality %d\n" % fit_deblock(cases, "default, not deblocked",
                                                                          "default, deblocked"))
     mean = lambda g, f: float(np.mean([f(k, v) for k, v in cases.items() if (k[0], k[2]) == g]))  # noqa: E731
-    print("| | " + " | ".join("%s q%d" % g for g in groups) + " |")
+    print("| | " + " | ".join("%s %s" % g for g in groups) + " |")
     print("|---" * (len(groups) + 1) + "|")
     for name in names:
         print("| %s | " % name.replace(KEPT, "the JPEG") + " | ".join(cell(mean(g, lambda k, v: v[name])) for g in groups)
               + " |")
-    default = lambda k, v: v["default, deblocked" if k[2] <= held[k[0]] else "default, not deblocked"]  # noqa: E731
+    default = lambda k, v: v["default, deblocked" if jpeg_label_quality(k[2]) <= held[k[0]]  # noqa: E731
+                             else "default, not deblocked"]
     print("| **default, held out** | " + " | ".join(
         "**%s** (%+.2f)" % (cell(mean(g, default)), mean(g, default) - mean(g, lambda k, v: v[KEPT])) for g in groups)
         + " |")
@@ -366,6 +374,7 @@ def main():
     p.add_argument("--jpeg", type=int, nargs="+", default=None, metavar="Q",
                    help="a JPEG grid: each photo saved at these IJG qualities (no noise added); with --pairs the "
                         "noisy files as they are (give any Q)")
+    p.add_argument("--jpeg_noise", action="store_true", help="JPEG grid: the --sigmas' noise before the JPEG")
     p.add_argument("--chroma", action="store_true", help="JPEG grid: DnCNN-3 on Cb and Cr too, a row more")
     p.add_argument("--every", type=int, default=1, help="every Nth photo of the sorted names")
     p.add_argument("--offset", type=int, default=0, help="from the Nth photo (two runs: --every 2, offsets 0 and 1)")
