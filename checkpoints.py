@@ -112,11 +112,6 @@ def read_matconvnet(path):
     return state
 
 
-def is_matlab(path):
-    with open(path, "rb") as f:
-        return f.read(6) == b"MATLAB"
-
-
 def read_checkpoint_file(path):
     with open(path, "rb") as f:
         head = f.read(len(MATLAB_V73))
@@ -155,9 +150,6 @@ def load_model(path, arch=None, num_of_layers=None):
     except RuntimeError as e:
         raise UserError("%s does not fit %s-%d: %s" % (file, found_arch, layers, str(e).splitlines()[0]))
     model.checkpoint_path = file
-    # The DnCNN authors trained their colour models on RGB; our images are read BGR (docs/real-noise.md: 0.04 to
-    # 0.14 dB at sigma 25 the right way round)
-    model.rgb = channels == 3 and is_matlab(file)
     reads_noise = outputs_noise(model)
     if reads_noise is not None and reads_noise != model.predicts_noise:
         model.predicts_noise = reads_noise  # e.g. the ADNet authors' real-noise model: see outputs_noise

@@ -171,9 +171,6 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
     on_tile(pixels): called after each tile (each pass, with x8) with the output pixels it finished.
     """
     h, w = noisy.shape[-2:]
-    rgb = getattr(unwrap(net), "rgb", False) and noisy.shape[1] == 3  # the one place colour models are run
-    if rgb:
-        noisy = noisy.flip(1)
     if unwrap(net).noise_map and noisy.shape[1] == unwrap(net).channels:
         if sigma is None:
             raise UserError("FDnCNN needs a noise level: pass --noise_level")
@@ -182,9 +179,8 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
         tile = auto_tile(h, w, noisy.shape[1], tile_budget(device), precision_bytes(amp), receptive_radius(net),
                          live_maps=getattr(net, "live_feature_maps", LIVE_FEATURE_MAPS),
                          batch=noisy.shape[0])
-    out = retry_smaller_tiles(lambda t: _denoise(net, noisy, device, amp, t, channels_last, x8, on_tile),
-                              tile, (h, w), device)
-    return out.flip(1) if rgb else out
+    return retry_smaller_tiles(lambda t: _denoise(net, noisy, device, amp, t, channels_last, x8, on_tile),
+                               tile, (h, w), device)
 
 
 def _denoise(net, noisy, device, amp, tile, channels_last, x8, on_tile):

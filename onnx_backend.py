@@ -60,7 +60,6 @@ class OnnxRuntimeNet(torch.nn.Module):
         super().__init__()
         self.model = model.eval()
         self.channels, self.predicts_noise, self.noise_map = model.channels, model.predicts_noise, model.noise_map
-        self.rgb = getattr(model, "rgb", False)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

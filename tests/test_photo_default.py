@@ -1,6 +1,6 @@
 """demo.py's default with the DnCNN authors' files there (issue #52): FDnCNN told each photo's noise level read
 off the photo (times --strength, or --noise_level), JPEGs of low quality deblocked by DnCNN-3 first, the
-quality read off the file's quantisation tables; colour MatConvNet models run on RGB."""
+quality read off the file's quantisation tables."""
 import csv
 
 import cv2
@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from inference import denoise_image
 from models import build_model
 from photo_noise import (DEBLOCK_UP_TO, FDNCNN, LEVEL, Reading, choose_model, jpeg_quality, noise_level,
                          read_noise)
@@ -60,18 +59,6 @@ def test_jpeg_quality_read_off_the_quantisation_tables(tmp_path, quality):
     assert jpeg_quality(str(tmp_path / "a.jpg")) == quality
     assert jpeg_quality(str(tmp_path / "gray.jpg")) == quality
     assert jpeg_quality(str(tmp_path / "a.png")) is None
-
-
-def test_a_colour_model_flagged_rgb_sees_rgb():
-    torch.manual_seed(0)
-    net = build_model("DnCNN", 3, 3, init=None, batch_norm=False).eval()
-    x = torch.rand(1, 3, 16, 16)
-    bgr = denoise_image(net, x, torch.device("cpu"))
-    net.rgb = True
-    rgb = denoise_image(net, x, torch.device("cpu"))
-    assert not torch.allclose(bgr, rgb, atol=1e-4)
-    net.rgb = False
-    assert torch.allclose(rgb, denoise_image(net, x.flip(1), torch.device("cpu")).flip(1), atol=1e-6)
 
 
 def level_telling_fdncnn():

@@ -45,7 +45,6 @@ def test_every_file_of_the_authors_zoo_loads():
         arch = "FDnCNN" if model.noise_map else "DnCNN"
         assert (arch, model.channels, model.num_of_layers, model.predicts_noise) == expected(rel), rel
         assert not model.batch_norm
-        assert model.rgb == (model.channels == 3), rel  # the authors trained their colour models on RGB
 
 
 @needs_shared
