@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch the standard training and test sets:   bash data/get_data.sh [DEST] [--adnet] [--color] [--real]
+# Fetch the standard training and test sets:   bash data/get_data.sh [DEST] [--adnet] [--color] [--real] [--dncnn3]
 #   DEST/train   400 BSD images (180x180)  -- SaoYan/DnCNN-PyTorch's data folder
 #   DEST/Set12   12 classic test images
 #   DEST/Set68   BSD68 test images
@@ -13,10 +13,12 @@
 # --real fetches PolyU's real-world noisy image set (csjunxu/PolyU-Real-World-Noisy-Images-Dataset, its 100
 #   cropped pairs <name>_real.JPG noisy, <name>_mean.JPG clean) into DEST/PolyU. Its licence allows
 #   non-commercial research use only: read it in that repository before you use the images.
+# --dncnn3 fetches the DnCNN authors' super-resolution and JPEG test sets (cszn/DnCNN testsets/, BMP): DEST/Set5,
+#   DEST/Set14, DEST/classic5, DEST/LIVE1 (test.py --task sr / --task jpeg). Their repository has no licence file.
 set -euo pipefail
-dest=$(dirname "$0"); adnet=0; color=0; real=0
+dest=$(dirname "$0"); adnet=0; color=0; real=0; dncnn3=0
 for arg in "$@"; do
-  case "$arg" in --adnet) adnet=1;; --color|--colour) color=1;; --real) real=1;; *) dest=$arg;; esac
+  case "$arg" in --adnet) adnet=1;; --color|--colour) color=1;; --real) real=1;; --dncnn3) dncnn3=1;; *) dest=$arg;; esac
 done
 here=$(cd "$(dirname "$0")" && pwd)
 PY=${PYTHON:-$( [ -x "$here/../.venv/bin/python" ] && echo "$here/../.venv/bin/python" || echo python3 )}
@@ -71,4 +73,17 @@ if [ "$real" = 1 ]; then
   mkdir -p "$dest/PolyU"
   cp "$tmp/polyu/CroppedImages/"*_real.JPG "$tmp/polyu/CroppedImages/"*_mean.JPG "$dest/PolyU/"
   echo "  $dest/PolyU: $(ls "$dest/PolyU" | grep -c _real) pairs (python test.py --test_data PolyU --test_noiseL 0 scores them)"
+fi
+if [ "$dncnn3" = 1 ]; then
+  echo "fetching the DnCNN authors' super-resolution and JPEG test sets (Set5, Set14, classic5, LIVE1) ..."
+  if ! git clone --depth 1 --filter=blob:none --sparse https://github.com/cszn/DnCNN "$tmp/cszn" >/dev/null 2>&1; then
+    echo "error: could not reach github.com; copy cszn/DnCNN's testsets/Set5, Set14, classic5 and LIVE1 into $dest by hand" >&2
+    exit 1
+  fi
+  (cd "$tmp/cszn" && git sparse-checkout set testsets >/dev/null && git checkout >/dev/null 2>&1)
+  for set in Set5 Set14 classic5 LIVE1; do
+    rm -rf "${dest:?}/$set"
+    cp -r "$tmp/cszn/testsets/$set" "$dest/$set"
+    echo "  $dest/$set: $(ls "$dest/$set" | wc -l) images"
+  done
 fi

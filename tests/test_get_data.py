@@ -37,3 +37,4 @@ def test_get_data_names_the_real_set_and_its_licence():
     assert out.returncode == 0, out.stderr
     text = open(os.path.join(ROOT, "data", "get_data.sh")).read()
     assert "--real" in text and "non-commercial research" in text and "CBSD432" in text
+    assert "--dncnn3" in text and "cszn/DnCNN" in text  # test.py --task sr / jpeg's sets
