@@ -126,3 +126,21 @@ def test_demo_deblocks_a_low_quality_jpeg_first(tmp_path, capsys):
         rows = {row["image"]: row for row in csv.DictReader(f)}
     assert (rows["low.jpg"]["jpeg_quality"], rows["low.jpg"]["deblocked"]) == (str(DEBLOCK_UP_TO - 5), "yes")
     assert rows["high.jpg"]["deblocked"] == "no"
+
+
+def test_fit_level_finds_the_levels_that_peak_and_the_deblocking_cut_off():
+    from photo_fit import LevelCase, fit_deblock, fit_level, held_out_level
+    levels = [0.25 * i for i in range(200)]
+
+    def case(fold, group, reading, best):  # PSNR peaks at the level `best`
+        return LevelCase(fold, group, "x", reading, [(l, 40.0 - abs(l - best)) for l in levels])
+    cases = [case("Sony", "real", Reading(0.5, s2, "camera", 0.3), 10.0) for s2 in (1.0, 3.0, 6.0)]
+    cases += [case(fold, 25, Reading(s, s + 1.0, "white", 0.9 * s), 1.05 * s)
+              for fold in ("Kodak24", "McMaster") for s in (20.0, 25.0, 30.0)]
+    fitted = fit_level(cases)
+    assert fitted.white_scale == 1.05 and fitted.flat_below <= 20.0
+    for s2 in (1.0, 3.0, 6.0):  # a level of 10 whatever the camera reading
+        assert abs(noise_level(Reading(0.5, s2, "camera"), fitted) - 10.0) <= 1.5
+    assert set(held_out_level(cases)) == {"Sony", "Kodak24", "McMaster"}
+    jpegs = {("A", "img", "q%d" % q): {"deblocked": 30.0 + (q <= 50), "not": 30.5} for q in (10, 30, 50, 70, 90)}
+    assert fit_deblock(jpegs, "not", "deblocked") == 50
