@@ -31,8 +31,8 @@ from inference import ChosenNets, deblock, denoise_any, inference_net  # noqa: E
 from photo_fit import (PSNR_CAP, STRENGTHS, cases_from_rows, choice_under, fit, fit_deblock, fit_level,  # noqa: E402
                        group_key, held_out, held_out_level, level_cases, level_group, noise_level, psnr_at, psnr_of)
 from precision import precision_for  # noqa: E402
-from photo_noise import (DEBLOCK, LEVEL, RULE, SHIPPED, Reading, apply_strength, available_weights, choose_model,  # noqa: E402
-                         jpeg_quality, read_noise)
+from photo_noise import (DEBLOCK, LEVEL, RULE, SHIPPED, Reading, apply_strength,  # noqa: E402
+                         available_weights, choose_model, jpeg_quality, read_noise)
 from utils import eight_bit_noisy, psnr  # noqa: E402
 
 SIGMAS = (0, 5, 10, 15, 25, 35, 50, 75)
@@ -309,8 +309,8 @@ def level_table(paths, model="FDnCNN color"):
             "%s (%+.2f)" % (cell(mean(g, score)), mean(g, score) - best[g][0]) if g in best else cell(mean(g, score))
             for g in order) + " |")
     print("| best single model | " + " | ".join(best[g][1] if g in best else "" for g in order) + " |")
-    print("\n(in brackets: the default − the best single model; PSNR capped at %g dB; the default's PSNR interpolated "
-          "linearly between the levels run)\n" % PSNR_CAP)
+    print("\n(in brackets: the default − the best single model; PSNR capped at %g dB; the default's PSNR "
+          "interpolated linearly between the levels run)\n" % PSNR_CAP)
     for fold, (level, scored) in sorted(folds.items()):
         print("- without %s: %s; on its %d photos" % (fold, level, len(scored)))
     print("- fitted on all: %s" % (everything,))
@@ -342,8 +342,8 @@ def jpeg_table(paths):
     print("| | " + " | ".join("%s %s" % g for g in groups) + " |")
     print("|---" * (len(groups) + 1) + "|")
     for name in names:
-        print("| %s | " % name.replace(KEPT, "the JPEG") + " | ".join(cell(mean(g, lambda k, v: v[name])) for g in groups)
-              + " |")
+        print("| %s | " % name.replace(KEPT, "the JPEG")
+              + " | ".join(cell(mean(g, lambda k, v: v[name])) for g in groups) + " |")
     default = lambda k, v: v["default, deblocked" if jpeg_label_quality(k[2]) <= held[k[0]]  # noqa: E731
                              else "default, not deblocked"]
     print("| **default, held out** | " + " | ".join(
