@@ -174,6 +174,7 @@ def table(paths):
     for path in paths:
         with open(path) as f:
             rows += [json.loads(line) for line in f]
+    rows = [r for r in rows if "level" not in r]  # FDnCNN's rows: --level_held_out
     psnrs = {(r["image"], r["sigma"], r["model"]): r["psnr"] for r in rows}
     first = {(r["image"], r["sigma"]): r for r in rows}
     models = sorted({r["model"] for r in rows} - {KEPT})
