@@ -418,7 +418,8 @@ def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, t
         yield row
 
 
-def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1, x8=False):
+def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1, x8=False,
+             eight_bit=False):
     """evaluate_iter's rows as a list (train.py's validation: a few small images)."""
     return list(evaluate_iter(net, images, sigma, device, amp=amp, seed=seed, tile=tile, with_ssim=with_ssim,
-                              quiet=quiet, copies=copies, x8=x8))
+                              quiet=quiet, copies=copies, x8=x8, eight_bit=eight_bit))
