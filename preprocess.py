@@ -45,7 +45,7 @@ def resolve_arch(args):
     the data was named (--data_path or --train_data): train.py then checks an h5 against it."""
     args.data_given = args.data_path is not None or args.train_data is not None
     args.data_path = args.data_path or "data"
-    args.arch = args.arch or default_arch(args.data_path)
+    args.arch = args.arch or ("DnCNN" if args.task == "dncnn3" else default_arch(args.data_path))
     if args.mode is None:
         args.mode = "B" if args.arch == "FDnCNN" or args.task == "dncnn3" else "S"
     if args.task == "dncnn3" and (args.arch != "DnCNN" or args.channels != 1):
