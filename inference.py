@@ -141,7 +141,7 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
     on_tile(pixels): called after each tile (each pass, with x8) with the output pixels it finished.
     """
     h, w = noisy.shape[-2:]
-    if unwrap(net).noise_map and noisy.shape[1] == unwrap(net).channels:
+    if getattr(unwrap(net), "noise_map", False) and noisy.shape[1] == unwrap(net).channels:
         if sigma is None:
             raise UserError("FDnCNN needs a noise level: pass --noise_level")
         noisy = with_noise_map(noisy, torch.as_tensor(sigma, dtype=torch.float32))

@@ -11,6 +11,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
 sys.path.insert(0, ROOT)
+# no test reaches the network: the per-photo default's fetch on first use is off unless a test turns it on
+os.environ["DENOISE_OFFLINE"] = "1"
 
 needs_shared = pytest.mark.skipif(
     not os.path.isdir(os.path.join(SHARED, "reference_weights")),
