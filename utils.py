@@ -46,6 +46,15 @@ def positive(kind):
     return parse
 
 
+def in_range(kind, low, high):
+    def parse(value):
+        x = kind(value)
+        if not low <= x <= high:
+            raise argparse.ArgumentTypeError("must be from %s to %s, got %s" % (low, high, value))
+        return x
+    return parse
+
+
 def device_list(value):
     """--DeviceID: one device number, or a comma-separated list of them (the 8p launches)."""
     ids = value.split(",")
@@ -167,6 +176,29 @@ def ssim(clean, estimate):
         return float("nan")
     return float(structural_similarity(clean, estimate, data_range=1.0, win_size=win,
                                        channel_axis=2 if clean.ndim == 3 else None))
+
+
+def cal_psnr_ssim(label, estimate, border=0):
+    """(PSNR, SSIM) as the DnCNN authors' Cal_PSNRSSIM.m scores, of H x W (x C) arrays on the 0-255 scale.
+
+    `border` pixels shaved off each side; PSNR over all pixels (and channels) with peak 255; SSIM Wang's
+    ssim_index (11x11 Gaussian window of sigma 1.5, K = 0.01 and 0.03, L = 255, the map where the window fits
+    inside the image) averaged over the channels; NaN for images under 11 pixels a side (Wang's -Inf).
+    """
+    from skimage.metrics import structural_similarity
+    a, b = np.asarray(label, np.float64), np.asarray(estimate, np.float64)
+    if border:
+        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
+    mse = np.mean((a - b) ** 2)
+    score = float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+    if min(a.shape[:2]) < 11:
+        return score, float("nan")
+    # skimage's gaussian_weights SSIM is Wang's: the same window (truncate 3.5 x 1.5 -> 11 taps), population
+    # variances, and a mean over the map cropped by the window's radius ('valid')
+    channels = [(a, b)] if a.ndim == 2 else [(a[..., c], b[..., c]) for c in range(a.shape[2])]
+    return score, float(np.mean([structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
+                                                       use_sample_covariance=False, data_range=255.0)
+                                 for x, y in channels]))
 
 
 def batch_psnr(estimate, clean):

@@ -110,6 +110,7 @@ LONG_TESTS = (
     "test_colour.py::test_colour_parity_mcmaster*", "test_colour.py::test_colour_train_test_demo_onnx",
     "test_colour.py::test_real_noise_model_on_a_folder_of_noisy_photos",
     "test_tools.py::test_onnx_export_reference_checkpoints*", "test_backends.py::test_set12_psnr_same_on_both_*",
+    "test_paper_protocols.py::test_paper_row*",  # the DnCNN paper's rows with the authors' models, whole sets
     # every Ascend command line, the wrappers' patch cache, the legacy launchers
     "test_reference_commands.py::*", "test_tools.py::test_wrappers_cache_patches_per_data_content",
     "test_distributed.py::test_legacy_*",
