@@ -44,8 +44,27 @@ def extract_state_dict(obj):
                 k = k[len(prefix):]
         clean[k] = v
     if "model.0.weight" in clean and "model.0.bias" in clean:  # KAIR's DnCNN / FDnCNN: conv, ReLU, ..., conv
-        clean = {"dncnn." + k[len("model."):] if k.startswith("model.") else k: v for k, v in clean.items()}
+        clean = taking_bgr({"dncnn." + k[len("model."):] if k.startswith("model.") else k: v for k, v in clean.items()})
     return clean
+
+
+def taking_bgr(state):
+    """A DnCNN state dict (dncnn.<i>.weight / .bias, no BN) of a colour model trained on RGB images, the DnCNN
+    authors' and KAIR's, rearranged to take and give BGR, the order images.read_image reads colour in (as the
+    ADNet authors fed theirs): the first conv's image channels and the last conv's outputs reversed. Gray
+    models as they are."""
+    convs = sorted(int(k.split(".")[1]) for k, v in state.items() if k.startswith("dncnn.") and v.dim() == 4)
+    first, last = "dncnn.%d." % convs[0], "dncnn.%d." % convs[-1]
+    if state[last + "weight"].shape[0] != 3:
+        return state
+    state = dict(state)
+    weight = state[first + "weight"].clone()
+    weight[:, :3] = weight[:, [2, 1, 0]]  # an FDnCNN's fourth input, the noise level map, stays last
+    state[first + "weight"] = weight
+    state[last + "weight"] = state[last + "weight"][[2, 1, 0]].clone()
+    if last + "bias" in state:
+        state[last + "bias"] = state[last + "bias"][[2, 1, 0]].clone()
+    return state
 
 
 def describe_state_dict(state):
@@ -109,7 +128,7 @@ def read_matconvnet(path):
     first, last = state["dncnn.0.weight"], state["dncnn.%d.weight" % (2 * conv_index - 2)]
     if concat != (first.shape[1] == last.shape[0] + 1):
         raise UserError("%s: its concat layer and its channels disagree" % path)
-    return state
+    return taking_bgr(state)
 
 
 def read_checkpoint_file(path):

@@ -10,13 +10,15 @@ import numpy as np
 import torch
 
 from checkpoints import load_model
+from degrade import im2uint8
 from device import add_device_flag, select_device, setup_host
 from images import to_hwc
 from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, unwrap, with_noise_map
 from onnx_backend import OnnxRuntimeNet, onnxruntime_available
 from photo_noise import apply_strength, choose_model, read_noise
 from precision import add_amp_flag, autocast, precision_bytes, precision_for
-from utils import UserError, add_test_noise, legacy_device_id, non_negative, progress, psnr, ssim, stored_in_8_bits, warn
+from utils import (UserError, add_test_noise, cal_psnr_ssim, legacy_device_id, non_negative, progress, psnr, ssim,
+                   stored_in_8_bits, warn)
 
 def inference_model(model, device, fold=True, channels_last=True):
     """Eval copy for inference: BN folded into the convs, channels_last, on the device."""
@@ -141,7 +143,7 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
     on_tile(pixels): called after each tile (each pass, with x8) with the output pixels it finished.
     """
     h, w = noisy.shape[-2:]
-    if unwrap(net).noise_map and noisy.shape[1] == unwrap(net).channels:
+    if getattr(unwrap(net), "noise_map", False) and noisy.shape[1] == unwrap(net).channels:
         if sigma is None:
             raise UserError("FDnCNN needs a noise level: pass --noise_level")
         noisy = with_noise_map(noisy, torch.as_tensor(sigma, dtype=torch.float32))
@@ -365,7 +367,8 @@ def tile_size(value):
 
 
 def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1,
-                  x8=False, total=None, chosen=None, eight_bit=False, strength=1.0, noise_level=None):
+                  x8=False, total=None, chosen=None, eight_bit=False, strength=1.0, noise_level=None,
+                  uint8_output=False):
     """Denoise each (path, clean CxHxW) of an iterable under the test noise protocol, yielding one row at a
     time (so a stream of images is never all in memory).
 
@@ -376,6 +379,8 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
     and the choice, whose strength replaces `strength` (photo_noise.apply_strength). eight_bit: the noisy image
     clipped and rounded to 8 bits, as a photo stored with its noise.
     noise_level: what an FDnCNN is told (default: sigma).
+    uint8_output: scored as the DnCNN authors' demos score (Demo_test_DnCNN*.m): the output rounded to 8 bits
+    (im2uint8), PSNR and SSIM as their Cal_PSNRSSIM (utils.cal_psnr_ssim) against the 8-bit image.
     Rows: name, path, psnr, (ssim), noisy and denoised (C, H, W) arrays of the first copy.
     """
     level = sigma if noise_level is None else noise_level
@@ -393,8 +398,15 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
             est = np.stack([copy if picked is None else denoise_any(picked, copy, device, amp=amp, tile=tile, x8=x8)
                             for copy in noisy.numpy()]).clip(0.0, 1.0)
         est = apply_strength(noisy.numpy(), est, strength)
+        if uint8_output:
+            est = im2uint8(est).astype(np.float32) / 255.0
         row["denoised"] = est[0]
-        if sigma > 0:
+        if sigma > 0 and uint8_output:
+            scores = [cal_psnr_ssim(to_hwc(im2uint8(clean)), to_hwc(im2uint8(e))) for e in est]
+            row["psnr"] = float(np.mean([p for p, _ in scores]))
+            if with_ssim:
+                row["ssim"] = float(np.mean([s for _, s in scores]))
+        elif sigma > 0:
             row["psnr"] = float(np.mean([psnr(clean, e) for e in est]))
             if with_ssim:
                 row["ssim"] = float(np.mean([ssim(clean, e) for e in est]))

@@ -21,11 +21,12 @@ import numpy as np
 from images import find_pairs, iter_images, iter_pairs, list_images, write_image
 from inference import (ChosenNets, add_common_inference_flags, evaluate_iter, evaluate_pairs, load_net,
                        prepare_device)
-from photo_noise import add_reference_weights_flag, available_weights, describe
+from photo_noise import add_reference_weights_flag, describe
 from protocols import TASKS, check_model, evaluate_task
 from protocols import describe as describe_task
-from utils import (ArgParser, UserError, add_legacy_flags, atomic_write_bytes, in_range, non_negative, positive, run_cli,
-                   say)
+from reference_weights import add_offline_flag, weights_for_default
+from utils import (ArgParser, UserError, add_legacy_flags, atomic_write_bytes, in_range, non_negative, positive,
+                   run_cli, say)
 
 SET_ALIASES = {"Set68": "BSD68", "BSD68": "Set68"}  # one set: DnCNN-PyTorch's name and the ADNet port's
 
@@ -56,6 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--save_noisy", action="store_true", help="with --save_dir: also write the noisy inputs")
     add_common_inference_flags(p)
     add_reference_weights_flag(p)
+    add_offline_flag(p)
     add_legacy_flags(p)
     return p.parse_args(argv)
 
@@ -110,7 +112,8 @@ def check_task_flags(args, model):
     if args.task == "denoise":
         return
     for given, flag in ((args.copies != 1, "--copies"), (args.eight_bit, "--eight_bit"),
-                        (args.uint8_output, "--uint8_output"), (args.strength != 1.0, "--strength")):
+                        (args.uint8_output, "--uint8_output"), (args.strength != 1.0, "--strength"),
+                        (args.noise_level is not None, "--noise_level")):
         if given:
             raise UserError("%s applies to --task denoise, not --task %s" % (flag, args.task))
     check_model(model, args.task)
@@ -123,7 +126,7 @@ def main(argv=None):
     device, precision = prepare_device(args)
     if args.logdir == "auto":
         model, net = None, None
-        chosen = ChosenNets(args, device, precision, available_weights(reference_dir=args.reference_weights))
+        chosen = ChosenNets(args, device, precision, weights_for_default(args))
     else:
         model, net = load_net(args, args.logdir, device, precision, announce=True)
         chosen = None
@@ -148,7 +151,7 @@ def main(argv=None):
         rows = evaluate_iter(net, iter_images(files, channels=channels), args.test_noiseL, device,
                              amp=precision.dtype, seed=args.seed, tile=args.tile, with_ssim=True, quiet=args.quiet,
                              copies=args.copies, x8=args.x8, total=len(files), chosen=chosen, eight_bit=args.eight_bit,
-                             strength=args.strength, noise_level=args.noise_level)
+                             strength=args.strength, noise_level=args.noise_level, uint8_output=args.uint8_output)
     scored = bool(pairs) or args.test_noiseL > 0 or args.task != "denoise"
     scores, count = [], 0
     for row in rows:

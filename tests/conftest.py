@@ -11,6 +11,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
 sys.path.insert(0, ROOT)
+# no test reaches the network: the per-photo default's fetch on first use is off unless a test turns it on
+os.environ["DENOISE_OFFLINE"] = "1"
 
 needs_shared = pytest.mark.skipif(
     not os.path.isdir(os.path.join(SHARED, "reference_weights")),
@@ -108,6 +110,7 @@ LONG_TESTS = (
     "test_colour.py::test_colour_parity_mcmaster*", "test_colour.py::test_colour_train_test_demo_onnx",
     "test_colour.py::test_real_noise_model_on_a_folder_of_noisy_photos",
     "test_tools.py::test_onnx_export_reference_checkpoints*", "test_backends.py::test_set12_psnr_same_on_both_*",
+    "test_paper_protocols.py::test_paper_row*",  # the DnCNN paper's rows with the authors' models, whole sets
     # every Ascend command line, the wrappers' patch cache, the legacy launchers
     "test_reference_commands.py::*", "test_tools.py::test_wrappers_cache_patches_per_data_content",
     "test_distributed.py::test_legacy_*",

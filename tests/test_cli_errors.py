@@ -31,6 +31,9 @@ CASES = {
     "onnx missing checkpoint": (["pth2onnx.py", "/nonexistent.pth", "{tmp}/x.onnx"], "no such checkpoint"),
     "plot missing log": (["plot_log.py", "/nonexistent.log", "{tmp}/x.png"], "no such log"),
     "unknown flag": (["test.py", "--no_such_flag"], "unrecognized arguments"),
+    "jpeg quality out of range": (["test.py", "--task", "jpeg", "--quality", "0"], "must be from 1 to 100"),
+    "noise flag under another task": (["test.py", "--logdir", "{ckpt}", "--data_path", "{data}", "--task", "sr",
+                                       "--copies", "3"], "--copies applies to --task denoise"),
     "bad device id": (["demo.py", "--DeviceID", "npu0"], "expected a device number"),
 }
 

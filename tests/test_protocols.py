@@ -18,6 +18,7 @@ JPEG_OFFSET, SR_OFFSET = 0.07, 0.4  # 17.85 levels (no rounding ties), 102 (past
 class Brightens(torch.nn.Module):
     """A 'DnCNN' whose residual is -offset everywhere: its clean estimate is the input + offset."""
     predicts_noise = True
+    noise_map = False
     channels = 1
 
     def __init__(self, offset=JPEG_OFFSET):
@@ -105,7 +106,7 @@ def test_sr_of_a_gray_image_rounds_the_upscale():
     label, source = sr_pair(img, 3)
     np.testing.assert_array_equal(label * 255, img.astype(np.float32))
     np.testing.assert_allclose(source * 255, matlab_imresize(matlab_imresize(img, 1 / 3), 3), atol=1e-4)
-    assert np.array_equal(np.rint(source * 255), source * 255) or np.abs(np.rint(source * 255) - source * 255).max() < 1e-4
+    assert np.abs(np.rint(source * 255) - source * 255).max() < 1e-4  # 8-bit levels
     assert not np.allclose(source, bicubic_down_up(img, 3), atol=1e-6)  # the colour path does not round
 
 
@@ -132,3 +133,51 @@ def test_evaluate_task_checks_what_it_is_given(tmp_path):
         check_model(colour, "sr")
     with pytest.raises(UserError, match="auto"):
         check_model(None, "jpeg")
+
+
+class Identity(torch.nn.Module):
+    """A 'DnCNN' that finds no noise: its clean estimate is its input."""
+    predicts_noise = True
+    noise_map = False
+
+    def __init__(self, channels=1):
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_uint8_output_scores_the_rounded_output_as_the_authors(channels):
+    from inference import evaluate_iter
+    from utils import add_test_noise, psnr
+    clean_u8 = np.stack([make_image((24, 30), 11 + c) for c in range(channels)])
+    clean = clean_u8.astype(np.float32) / 255
+    (row,) = evaluate_iter(Identity(channels), [("a.png", clean)], 15, torch.device("cpu"), with_ssim=True,
+                           uint8_output=True)
+    noisy = add_test_noise(torch.from_numpy(clean)[None], 15, 0)[0].numpy()
+    out = np.floor(np.clip(noisy.astype(np.float64), 0, 1) * 255 + 0.5)  # im2uint8 of the clamped output
+    label = clean_u8.astype(np.float64)
+    assert row["psnr"] == pytest.approx(psnr255(label, out), abs=1e-9)  # over every channel at once
+    assert row["ssim"] == pytest.approx(np.mean([wang_ssim(label[c], out[c]) for c in range(channels)]), abs=1e-9)
+    np.testing.assert_allclose(row["denoised"] * 255, out, atol=1e-4)
+    # without the option the output is scored unrounded: a different figure
+    assert abs(psnr(clean, np.clip(noisy, 0, 1)) - row["psnr"]) > 1e-3
+
+
+def test_rgb_colour_models_are_loaded_to_take_bgr():
+    from checkpoints import taking_bgr
+    from models import build_model, denoise
+    torch.manual_seed(0)
+    for arch in ("DnCNN", "FDnCNN"):
+        rgb = build_model(arch, 3, 4, init=None, batch_norm=False).eval()
+        bgr = build_model(arch, 3, 4, init=None, batch_norm=False).eval()
+        bgr.load_state_dict(taking_bgr(rgb.state_dict()))
+        x = torch.rand(1, 3, 12, 14)
+        sigma = torch.linspace(5, 50, 14).expand(1, 1, 12, 14)  # a map: its channel must stay the last
+        with torch.no_grad():
+            np.testing.assert_allclose(denoise(bgr, x.flip(1), sigma).flip(1), denoise(rgb, x, sigma), atol=1e-6)
+            assert not torch.allclose(denoise(rgb, x.flip(1), sigma).flip(1), denoise(rgb, x, sigma), atol=1e-3)
+    gray = build_model("DnCNN", 1, 4, init=None, batch_norm=False).state_dict()
+    assert all(torch.equal(v, taking_bgr(gray)[k]) for k, v in gray.items())
