@@ -128,7 +128,7 @@ LONG_TESTS = (
     "test_step_parity.py::test_save_module_prefix_*", "test_tools.py::test_plot_from_log_and_from_events",
     # compile, bench.py's sections, the device check's table, memory reuse, precision and tiling at size
     "test_compile.py::test_compiled_step_equals_eager_*", "test_compile.py::test_auto_times_both_steps_*",
-    "test_bench.py::test_cheap_sections_*",
+    "test_bench.py::test_cheap_sections_*", "test_bench.py::test_variants_section_*",
     "test_device_check.py::test_checks_fill_the_table_on_the_cpu", "test_device_logic.py::test_a_tuned_process_*",
     "test_tools.py::test_bf16_and_tiled_inference_stay_close", "test_photos.py::test_progress_advances_per_tile_*",
     "test_photos.py::test_out_of_memory_halves_the_tile", "test_tools.py::test_demo_writes_denoised_and_*",

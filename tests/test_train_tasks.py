@@ -58,6 +58,14 @@ def test_fdncnn_step_tells_each_patch_its_sigma_and_learns_the_image(fdncnn_h5, 
     assert torch.allclose(loss, expected, rtol=1e-5) and estimate.shape == clean.shape
 
 
+def test_fdncnn_validation_is_told_val_noiseL(fdncnn_h5, tmp_path, monkeypatch):
+    import inference
+    told, real = [], inference.denoise_image
+    monkeypatch.setattr(inference, "denoise_image", lambda *a, **k: told.append(k.get("sigma")) or real(*a, **k))
+    psnr, rows = trainer(fdncnn_h5, tmp_path, "--val_noiseL", "30").validate()
+    assert told == [30] * len(rows) and len(rows) == 2 and psnr > 0
+
+
 def test_fdncnn_clip_puts_inputs_on_the_8_bit_grid_the_map_nominal(fdncnn_h5, tmp_path):
     t = trainer(fdncnn_h5, tmp_path, "--clip", "--sigma_range", "50", "50")
     clean, noisy = t.make_inputs(first_batch(t))
