@@ -281,6 +281,9 @@ class Trainer:
         start = load_model(path, arch=a.arch, num_of_layers=a.num_of_layers if a.arch != "ADNet" else None)
         if start.channels != a.channels:
             raise UserError("--init_weights %s has %d channels, this run %d" % (path, start.channels, a.channels))
+        if not getattr(start, "batch_norm", True):
+            raise UserError("--init_weights %s has its batch norm merged into the convs (the authors' released form): "
+                            "train.py trains %s with batch norm" % (path, a.arch))
         return start.state_dict()
 
     # ------------------------------------------------------------------ checkpoints

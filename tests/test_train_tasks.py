@@ -87,6 +87,14 @@ def test_fdncnn_resume_equals_uninterrupted(fdncnn_h5, tmp_path):
     assert full.keys() == split.keys() and all(torch.equal(full[k], split[k]) for k in full)
 
 
+def test_init_weights_without_batch_norm_is_one_clear_error(fdncnn_h5, tmp_path):
+    from models import build_model
+    from utils import UserError
+    torch.save(build_model("FDnCNN", 1, 5, batch_norm=False).state_dict(), tmp_path / "merged.pth")  # as KAIR's
+    with pytest.raises(UserError, match="batch norm merged into the convs"):
+        trainer(fdncnn_h5, tmp_path / "run", "--init_weights", str(tmp_path / "merged.pth"))
+
+
 @pytest.fixture(scope="module")
 def pair_data(tmp_path_factory):
     """Images of one 24-pixel patch each (sides divisible by 2, 3, 4): a patch is its whole image; gray and
