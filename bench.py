@@ -693,8 +693,8 @@ def print_photo_floor(args, photo_pixels, megapixels):
 def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "data")
-    p.add_argument("--only", nargs="+", choices=("train", "malloc", "fusion", "eval", "variants", "preprocess", "ceiling",
-                                                 "models", "gray_on_colour", "photo", "device"),
+    p.add_argument("--only", nargs="+", choices=("train", "malloc", "fusion", "eval", "variants", "preprocess",
+                                                 "ceiling", "models", "gray_on_colour", "photo", "device"),
                    default=None, help="these sections only (gray_on_colour, photo and device run only when named)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the inference comparison")
     p.add_argument("--weights", default=SAOYAN, help="gray_on_colour: folder of SaoYan's DnCNN-S-15/25/50, DnCNN-B")

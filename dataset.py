@@ -260,8 +260,10 @@ def build_pairs(files, patch_size, stride, aug_times, rng, quiet=False):
                 continue
             both = image_to_patches(np.stack([clean, degraded]), patch_size, stride)
             if aug_times > 1:
-                copies = [both] + [np.stack([data_augmentation(p, m) for p, m in
-                                             zip(both, rng.randint(1, 8, size=len(both)))]) for _ in range(aug_times - 1)]
+                copies = [both]
+                for _ in range(aug_times - 1):
+                    modes = rng.randint(1, 8, size=len(both))
+                    copies.append(np.stack([data_augmentation(p, m) for p, m in zip(both, modes)]))
                 both = np.stack(copies, 1).reshape(-1, *both.shape[1:])
             clean_parts.append(both[:, :1])
             degraded_parts.append(both[:, 1:])
