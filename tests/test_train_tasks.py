@@ -126,6 +126,18 @@ def test_dncnn3_pairs_are_degrade_py_of_their_clean_image(pair_data, tmp_path):
         assert k == KIND_NOISE or not np.array_equal(c, d)
 
 
+def test_dncnn3_augmented_copies_flip_both_halves_of_a_pair_alike(pair_data, tmp_path):
+    from dataset import data_augmentation
+    prepare_data(pair_data, str(tmp_path), patch_size=24, aug_times=2, task="dncnn3", sr_jpeg_data="pairs", quiet=True)
+    with h5py.File(tmp_path / "train.h5") as f:
+        clean, degraded, kind = f["data"][()], f["degraded"][()], f["kind"][()]
+    pairs = np.flatnonzero(kind != KIND_NOISE)
+    assert len(pairs) == 20  # each image's pair and its flipped or rotated copy, interleaved
+    for a, b in zip(pairs[::2], pairs[1::2]):
+        assert any(np.array_equal(data_augmentation(clean[a], m), clean[b])
+                   and np.array_equal(data_augmentation(degraded[a], m), degraded[b]) for m in range(1, 8))
+
+
 def test_pth2onnx_exports_an_fdncnn_map_and_all_and_a_dncnn3(tmp_path):
     import onnxruntime as ort
     import pth2onnx
