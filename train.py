@@ -111,6 +111,8 @@ def parse_args(argv=None):
         p.error("--noise_model camera needs colour patches (--channels 3)")
     if args.noise_model == "camera" and (args.arch == "FDnCNN" or args.task == "dncnn3"):
         p.error("--noise_model camera has no single sigma to tell an FDnCNN and no place in --task dncnn3")
+    if args.clip and args.noise_model == "camera":
+        p.error("--clip stores Gaussian noise in 8 bits; --noise_model camera already ends in 8-bit JPEG")
     if args.num_of_layers is None:
         args.num_of_layers = FDNCNN_LAYERS if args.arch == "FDnCNN" or args.task == "dncnn3" else 17
     if args.sigma_range is None:
