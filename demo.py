@@ -27,8 +27,9 @@ from images import (TIFF_EXTENSIONS, decode_image, list_images, pixels_to_float,
 from inference import (GRAY_ON_COLOUR, ChosenNets, add_common_inference_flags, denoise_any, load_net,
                        prepare_device)
 from models import unwrap
-from photo_noise import (DEBLOCK, add_reference_weights_flag, apply_strength, available_weights, choice_row,
-                         describe, jpeg_quality, read_choices, write_choices)
+from photo_noise import (DEBLOCK, add_reference_weights_flag, apply_strength, choice_row, describe, jpeg_quality,
+                         read_choices, write_choices)
+from reference_weights import add_offline_flag, weights_for_default
 from utils import (ArgParser, UserError, add_legacy_flags, add_test_noise, non_negative, progress, psnr, remove_stale_temp_files, run_cli,
                    say, shard)
 
@@ -61,6 +62,7 @@ def parse_args(argv=None):
                    help="print each photo's noise reading and the model and strength it would get; write nothing")
     add_common_inference_flags(p)
     add_reference_weights_flag(p)
+    add_offline_flag(p)
     add_legacy_flags(p)
     return p.parse_args(argv)
 
@@ -175,7 +177,7 @@ def denoise_folder(args):
     device, precision = prepare_device(args, local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     chosen, net = None, None
     if args.demo_pth_path is None:
-        chosen = ChosenNets(args, device, precision, available_weights(reference_dir=args.reference_weights))
+        chosen = ChosenNets(args, device, precision, weights_for_default(args))
     elif not args.dry_run:
         net = load_net(args, args.demo_pth_path, device, precision)[1]
     image_path, out_path = demo_folders(args.demo_img_path, args.out)

@@ -126,6 +126,7 @@ class ChosenNets:
         `noise_level`). kwargs: denoise_any's. Returns (output, reading, choice, deblocked)."""
         deblocked = self.deblocks(quality)
         if deblocked:
+            from restore import deblock  # restore runs models through this module
             noisy = deblock(self.net(DEBLOCK, "JPEG blocking"), noisy, self.device, amp=kwargs.get("amp"),
                             tile=kwargs.get("tile", 0), x8=kwargs.get("x8", False))
         return self.denoise_read(noisy, deblocked, noise_level, **kwargs)
@@ -173,7 +174,7 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
     on_tile(pixels): called after each tile (each pass, with x8) with the output pixels it finished.
     """
     h, w = noisy.shape[-2:]
-    if unwrap(net).noise_map and noisy.shape[1] == unwrap(net).channels:
+    if getattr(unwrap(net), "noise_map", False) and noisy.shape[1] == unwrap(net).channels:
         if sigma is None:
             raise UserError("FDnCNN needs a noise level: pass --noise_level")
         noisy = with_noise_map(noisy, torch.as_tensor(sigma, dtype=torch.float32))
@@ -357,25 +358,6 @@ def denoise_any(net, noisy, device, amp=None, tile=0, x8=False, gray_on_colour="
     return np.transpose(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR), (2, 0, 1))
 
 
-DEBLOCK_CHROMA = ("keep", "model")
-
-
-def deblock(net, img, device, chroma="keep", **kwargs):
-    """A JPEG's (C, H, W) float photo (colour: BGR) through a gray deblocking model (DnCNN-3), as its authors
-    ran it: on Y of MATLAB's YCbCr; chroma "keep": as decoded (one pass; the default: Cb and Cr through it too,
-    "model", gain at most 0.06 dB for two passes more, docs/real-noise.md).
-    kwargs: denoise_image's (amp, tile, x8, on_tile)."""
-    from degrade import rgb2ycbcr, ycbcr2rgb
-    run = lambda x: denoise_image(net, torch.from_numpy(np.ascontiguousarray(x[None, None], np.float32)),  # noqa: E731
-                                  device, **kwargs)[0, 0].numpy()
-    if img.shape[0] == 1:
-        return run(img[0])[None]
-    ycc = rgb2ycbcr(np.transpose(img[::-1], (1, 2, 0)).astype(np.float64))
-    for c in range(3 if chroma == "model" else 1):
-        ycc[:, :, c] = run(ycc[:, :, c])
-    return np.ascontiguousarray(np.transpose(ycbcr2rgb(ycc), (2, 0, 1))[::-1], np.float32)
-
-
 def add_common_inference_flags(parser):
     parser.add_argument("--arch", choices=ARCHS, default=None, help="force the architecture (default: from the checkpoint)")
     parser.add_argument("--num_of_layers", type=non_negative(int), default=None,
@@ -483,7 +465,8 @@ def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, t
         yield row
 
 
-def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1, x8=False):
+def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1, x8=False,
+             eight_bit=False):
     """evaluate_iter's rows as a list (train.py's validation: a few small images)."""
     return list(evaluate_iter(net, images, sigma, device, amp=amp, seed=seed, tile=tile, with_ssim=with_ssim,
-                              quiet=quiet, copies=copies, x8=x8))
+                              quiet=quiet, copies=copies, x8=x8, eight_bit=eight_bit))

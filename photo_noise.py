@@ -22,8 +22,7 @@ REFERENCE = {**{"ADNet c%s" % s: "adnet/color/c%s" % s for s in ("15", "25", "35
              **{"SaoYan DnCNN-%s" % s: "saoyan/DnCNN-%s" % s for s in ("S-15", "S-25", "S-50", "B")},
              # the DnCNN authors' MatConvNet files (cszn/DnCNN model/): files, not folders
              "FDnCNN color": "cszn/FDnCNN_color.mat", "FDnCNN gray": "cszn/FDnCNN_gray.mat",
-             "DnCNN-3": "cszn/DnCNN3.mat", "cszn CDnCNN-B": "cszn/GD_Color_Blind.mat",
-             "cszn DnCNN-B": "cszn/GD_Gray_Blind.mat"}
+             "DnCNN-3": "cszn/DnCNN3.mat"}
 # FDnCNN, told each photo's noise level, is the default wherever its file is there; DnCNN-3 deblocks JPEGs
 FDNCNN = {"colour": "FDnCNN color", "gray": "FDnCNN gray"}
 DEBLOCK = "DnCNN-3"

@@ -27,15 +27,19 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from checkpoints import load_model  # noqa: E402
 from images import find_pairs, list_images, read_image  # noqa: E402
-from inference import ChosenNets, deblock, denoise_any, inference_net  # noqa: E402
+from inference import ChosenNets, denoise_any, inference_net  # noqa: E402
 from photo_fit import (PSNR_CAP, STRENGTHS, cases_from_rows, choice_under, fit, fit_deblock, fit_level,  # noqa: E402
                        group_key, held_out, held_out_level, level_cases, level_group, noise_level, psnr_at, psnr_of)
 from precision import precision_for  # noqa: E402
+from restore import deblock  # noqa: E402
 from photo_noise import (DEBLOCK, LEVEL, RULE, SHIPPED, Reading, apply_strength,  # noqa: E402
                          available_weights, choose_model, jpeg_quality, read_noise)
 from utils import eight_bit_noisy, psnr  # noqa: E402
 
 SIGMAS = (0, 5, 10, 15, 25, 35, 50, 75)
+# beside photo_noise.REFERENCE (what the default may use, fetched on first use): the authors' blind DnCNNs, for
+# comparison only
+COMPARED = {"cszn CDnCNN-B": "cszn/GD_Color_Blind.mat", "cszn DnCNN-B": "cszn/GD_Gray_Blind.mat"}
 KEPT = "kept as it is"
 
 
@@ -104,17 +108,14 @@ def grid_outputs(args, nets, models, sigma, noisy):
 
 
 def jpeg_outputs(args, available, noisy):
-    """(row name, None, output) for a JPEG: DnCNN-3 on Y (chroma as decoded) and on Y, Cb, Cr; the default
-    (photo_noise's level) without and with deblocking first."""
+    """(row name, None or the default's reading and level, output) for a JPEG: DnCNN-3 on Y (chroma as decoded);
+    the default (photo_noise's level) without and with deblocking first."""
     if "chosen" not in args:
         flags = argparse.Namespace(arch=None, num_of_layers=None, backend="auto", no_fold=False, strength=1.0)
         args.chosen = ChosenNets(flags, torch.device("cpu"), precision_for("none", torch.device("cpu")), available)
     chosen = args.chosen
-    net = chosen.net(DEBLOCK, "the grid")
-    deblocked = deblock(net, noisy, torch.device("cpu"), chroma="keep")
+    deblocked = deblock(chosen.net(DEBLOCK, "the grid"), noisy, torch.device("cpu"))
     yield "%s, chroma keep" % DEBLOCK, None, deblocked
-    if args.chroma:  # Cb and Cr through it too: two passes more
-        yield "%s, chroma model" % DEBLOCK, None, deblock(net, noisy, torch.device("cpu"), chroma="model")
     for photo, was, label in ((noisy, False, "default, not deblocked"), (deblocked, True, "default, deblocked")):
         out, reading, choice, _ = chosen.denoise_read(photo, was)
         yield label, {"reading": list(reading), "level": choice.level or 0.0}, out
@@ -122,6 +123,8 @@ def jpeg_outputs(args, available, noisy):
 
 def run_grid(args):
     available = available_weights(reference_dir=args.reference_weights)
+    available.update({name: os.path.join(args.reference_weights, path) for name, path in COMPARED.items()
+                      if os.path.isfile(os.path.join(args.reference_weights, path))})
     models = grid_models(args.channels, available)
     if args.models:
         models = {name: path for name, path in models.items() if name in args.models}
@@ -376,7 +379,6 @@ def main():
                    help="a JPEG grid: each photo saved at these IJG qualities (no noise added); with --pairs the "
                         "noisy files as they are (give any Q)")
     p.add_argument("--jpeg_noise", action="store_true", help="JPEG grid: the --sigmas' noise before the JPEG")
-    p.add_argument("--chroma", action="store_true", help="JPEG grid: DnCNN-3 on Cb and Cr too, a row more")
     p.add_argument("--every", type=int, default=1, help="every Nth photo of the sorted names")
     p.add_argument("--offset", type=int, default=0, help="from the Nth photo (two runs: --every 2, offsets 0 and 1)")
     p.add_argument("--reference_weights", default="weights/reference")
