@@ -2,7 +2,7 @@
 sections at toy sizes (tests/test_bench.py), to see that they print their tables; timings are never asserted.
 
     python bench.py                      # everything below, both models (make bench)
-    python bench.py --only train         # train | malloc | fusion | eval | preprocess | ceiling | models (one or more)
+    python bench.py --only train         # train | malloc | fusion | eval | variants | preprocess | ceiling | models
     python bench.py --convergence        # bf16 vs fp32: same short run, validation PSNR
     python bench.py --only gray_on_colour   # a gray model on colour photos: luma only vs each of B, G, R (CBSD68)
     python bench.py --only photo         # one 12 MP photo through demo.py's default path: whole image vs tiles
@@ -478,6 +478,33 @@ def bench_eval(args, tmp):
               rates[2] / rates[1], half, max(rates[1:]) / rates[0]), flush=True)
 
 
+VARIANTS = (("DnCNN-20", "DnCNN"), ("DnCNN-3", "DnCNN"), ("FDnCNN", "FDnCNN"))  # all 20 layers, gray
+
+
+def bench_variants(args, tmp):
+    """DnCNN-3 (a 20-layer DnCNN) and FDnCNN (one more input channel: the noise level map) beside DnCNN-20 on
+    test.py's inference path (denoise_image: BN folded, channels_last; an FDnCNN told sigma 25)."""
+    images = load_images(os.path.join(args.data, "Set68"), args.images or 8)
+    megapixels = sum(img.size for img in images) / 1e6
+    print("\n## DnCNN-20, DnCNN-3 and FDnCNN, inference, s per megapixel on %d Set68 images (%.3f MP), fp32, %d "
+          "interleaved rounds (medians)" % (len(images), megapixels, args.rounds))
+    print("| model | torch s/MP | ONNX Runtime s/MP | torch / DnCNN-20 | ONNX Runtime / DnCNN-20 |")
+    print("|---|---|---|---|---|")
+    device = torch.device("cpu")
+    tensors = [torch.from_numpy(img)[None, None] for img in images]
+    fns = []
+    for _, arch in VARIANTS:
+        torch.manual_seed(0)
+        model = build_model(arch, 1, 20).eval()
+        for net in (inference_model(model, device), OnnxRuntimeNet(model)):
+            fns.append(lambda net=net: [denoise_image(net, x, device, sigma=25.0) for x in tensors])
+    per_mp = [s / megapixels for s in interleaved_medians(fns, args.rounds)]
+    for k, (name, _) in enumerate(VARIANTS):
+        torch_s, ort_s = per_mp[2 * k], per_mp[2 * k + 1]
+        print("| %s | %.3f | %.3f | %.3f | %.3f |" % (name, torch_s, ort_s, torch_s / per_mp[0], ort_s / per_mp[1]),
+              flush=True)
+
+
 def bench_models(args, tmp):
     """What users weigh when they choose: parameters, conv FLOPs per pixel, peak memory of one inference."""
     print("\n## Models: parameters, FLOPs per pixel, peak RSS of one 481x321 fp32 inference (torch, BN folded)")
@@ -666,8 +693,8 @@ def print_photo_floor(args, photo_pixels, megapixels):
 def main(argv=None):
     p = ArgParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=SHARED_DATA if os.path.isdir(SHARED_DATA) else "data")
-    p.add_argument("--only", nargs="+", choices=("train", "malloc", "fusion", "eval", "preprocess", "ceiling", "models",
-                                                 "gray_on_colour", "photo", "device"),
+    p.add_argument("--only", nargs="+", choices=("train", "malloc", "fusion", "eval", "variants", "preprocess",
+                                                 "ceiling", "models", "gray_on_colour", "photo", "device"),
                    default=None, help="these sections only (gray_on_colour, photo and device run only when named)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the inference comparison")
     p.add_argument("--weights", default=SAOYAN, help="gray_on_colour: folder of SaoYan's DnCNN-S-15/25/50, DnCNN-B")
@@ -696,7 +723,7 @@ def main(argv=None):
             convergence(args, tmp)
             return 0
         sections = {"ceiling": bench_ceiling, "models": bench_models, "train": bench_train, "malloc": bench_malloc,
-                    "fusion": bench_fusion, "eval": bench_eval,
+                    "fusion": bench_fusion, "eval": bench_eval, "variants": bench_variants,
                     "preprocess": bench_preprocess, "gray_on_colour": bench_gray_on_colour, "photo": bench_photo,
                     "device": bench_device}
         for name, fn in sections.items():

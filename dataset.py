@@ -23,8 +23,18 @@ PATCH_DEFAULTS = {
     ("DnCNN", "B"): (50, 10, 2),
     ("ADNet", "S"): (50, 40, 1),
     ("ADNet", "B"): (50, 10, 2),
+    ("FDnCNN", "S"): (40, 10, 1),
+    ("FDnCNN", "B"): (50, 10, 2),
 }
 FORMAT_VERSION = 1
+# train.py --task: what the network learns to undo. dncnn3: the DnCNN-3 recipe (Gaussian noise, bicubic
+# super-resolution and JPEG), its patches stored as clean/degraded pairs (build_pairs)
+TASKS = ("denoise", "dncnn3")
+DNCNN3_PATCH = (50, 10, 1)  # the paper's 50x50 patches; no flipped copies: the pairs already triple the set
+SR_JPEG_FOLDER, SR_JPEG_STRIDE = "CBSD432", 20  # about as many SR/JPEG pairs as Gaussian patches of BSD400
+SR_SCALES, JPEG_QUALITIES = (2, 3, 4), (5, 99)
+KIND_NOISE, KIND_SR, KIND_JPEG = 0, 1, 2
+KINDS = {KIND_NOISE: "gaussian", KIND_SR: "sr", KIND_JPEG: "jpeg"}
 
 
 def image_to_patches(img, win, stride):
@@ -123,18 +133,23 @@ def folder_fingerprint(*folders):
 
 
 def patch_spec(data_path, arch="DnCNN", mode="S", patch_size=None, stride=None, aug_times=None, channels=1,
-               train_data=None, val_data=None, seed=0):
+               train_data=None, val_data=None, seed=0, task="denoise", sr_jpeg_data=None, sr_jpeg_stride=None):
     """Everything that defines train.h5 / val.h5, defaults resolved: what train.py checks an h5 against and what
-    the patch cache is keyed by (patch_key)."""
+    the patch cache is keyed by (patch_key). task dncnn3 adds the folder and stride of the SR/JPEG pairs."""
     default_train, default_val = default_folders(data_path, channels)
-    d_patch, d_stride, d_aug = PATCH_DEFAULTS[(arch, mode)]
+    d_patch, d_stride, d_aug = DNCNN3_PATCH if task == "dncnn3" else PATCH_DEFAULTS[(arch, mode)]
     aug_times = aug_times or d_aug
     train_dir = os.path.realpath(os.path.join(data_path, train_data or default_train))
     val_dir = os.path.realpath(os.path.join(data_path, val_data or default_val))
-    return dict(format_version=FORMAT_VERSION, arch=arch, mode=mode, patch_size=patch_size or d_patch,
+    spec = dict(format_version=FORMAT_VERSION, arch=arch, mode=mode, patch_size=patch_size or d_patch,
                 stride=stride or d_stride, aug_times=aug_times, channels=channels,
-                seed=seed if aug_times > 1 else 0,  # the seed only draws augmentation modes
+                seed=seed if aug_times > 1 or task == "dncnn3" else 0,  # augmentation modes, JPEG qualities
                 train_data=train_dir, val_data=val_dir, fingerprint=folder_fingerprint(train_dir, val_dir))
+    if task == "dncnn3":  # only then: the keys of every other spec stay as they were
+        pairs_dir = os.path.realpath(os.path.join(data_path, sr_jpeg_data or SR_JPEG_FOLDER))
+        spec.update(task=task, sr_jpeg_data=pairs_dir, sr_jpeg_stride=sr_jpeg_stride or SR_JPEG_STRIDE,
+                    fingerprint=folder_fingerprint(train_dir, val_dir, pairs_dir))
+    return spec
 
 
 def patch_key(spec):
@@ -144,12 +159,14 @@ def patch_key(spec):
 
 
 def prepare_data(data_path, outf=".", arch="DnCNN", mode="S", patch_size=None, stride=None, aug_times=None,
-                 train_data=None, val_data=None, seed=0, quiet=False, channels=1):
+                 train_data=None, val_data=None, seed=0, quiet=False, channels=1, task="denoise", sr_jpeg_data=None,
+                 sr_jpeg_stride=None):
     """Write train.h5 and val.h5 into outf (atomically). Returns the number of training patches.
 
     train_data / val_data default to default_folders(data_path, channels).
     """
-    spec = patch_spec(data_path, arch, mode, patch_size, stride, aug_times, channels, train_data, val_data, seed)
+    spec = patch_spec(data_path, arch, mode, patch_size, stride, aug_times, channels, train_data, val_data, seed,
+                      task, sr_jpeg_data, sr_jpeg_stride)
     return build_patches(spec, outf, quiet)
 
 
@@ -161,6 +178,8 @@ def build_patches(spec, outf, quiet=False):
     files = list_images(train_dir)
     if not files:
         raise UserError("no training image in %s" % train_dir)
+    if spec.get("task") == "dncnn3" and channels != 1:
+        raise UserError("--task dncnn3 trains a gray network (the Y channel): --channels 1")
     rng = np.random.RandomState(spec["seed"])
     chunks = []
     for f in progress(files, quiet=quiet, desc="patches", unit="img"):
@@ -174,6 +193,9 @@ def build_patches(spec, outf, quiet=False):
     if not chunks:
         raise UserError("no usable training image in %s" % train_dir)
     data = np.concatenate(chunks)
+    datasets = {"data": data}
+    if spec.get("task") == "dncnn3":
+        datasets = dncnn3_datasets(data, spec, rng, quiet)
     val = [read_u8(f, channels) for f in list_images(val_dir)]
     val = [v for v in val if v is not None]
     if not val:
@@ -183,10 +205,89 @@ def build_patches(spec, outf, quiet=False):
     _write_h5(os.path.join(outf, "val.h5"),
               {str(i): img[None] if channels == 1 else np.transpose(img, (2, 0, 1)) for i, img in enumerate(val)},
               {"format_version": FORMAT_VERSION, "channels": channels, "key": key})
-    _write_h5(os.path.join(outf, "train.h5"), {"data": data}, dict(spec, key=key, scales=np.asarray(SCALES)))
+    _write_h5(os.path.join(outf, "train.h5"), datasets, dict(spec, key=key, scales=np.asarray(SCALES)))
     print("training set: %d patches of %dx%dx%d (%s mode %s) from %s, %d validation images from %s"
           % (len(data), channels, patch_size, patch_size, spec["arch"], spec["mode"], train_dir, len(val), val_dir))
-    return len(data)
+    if "kind" in datasets:
+        counts = np.bincount(datasets["kind"], minlength=len(KINDS))
+        print("dncnn3: %s; SR and JPEG pairs from %s (Y)" % (", ".join(
+            "%d %s" % (counts[k], name) for k, name in KINDS.items()), spec["sr_jpeg_data"]))
+    return len(datasets["data"])
+
+
+def read_y_u8(path):
+    """H x W uint8: a gray file as stored, a colour one as the Y of MATLAB's rgb2ycbcr (the DnCNN authors' SR and
+    JPEG training and test images), or None when unreadable."""
+    from degrade import rgb2ycbcr
+    from images import decode_image
+    decoded = decode_image(path)
+    if decoded is None:
+        return None
+    pixels = decoded[0]
+    if pixels.dtype != np.uint8:
+        raise UserError("%s has %s pixels: the SR and JPEG pairs are made from 8-bit images" % (path, pixels.dtype))
+    return rgb2ycbcr(pixels[:, :, ::-1])[:, :, 0] if pixels.ndim == 3 else pixels
+
+
+def degrade_pair_image(img_u8, kind, param):
+    """(clean, degraded) H' x W' uint8 of one whole image: SR, bicubic down and up by scale `param` (modcrop
+    first, rounded to 8 bits as MATLAB's imresize of a uint8 image: the authors' gray protocol); JPEG at quality
+    `param` through libjpeg."""
+    from degrade import bicubic_down_up, jpeg_roundtrip, modcrop
+    if kind == KIND_SR:
+        clean = np.ascontiguousarray(modcrop(img_u8, param))
+        return clean, np.rint(bicubic_down_up(clean, param, eight_bit_up=True) * 255.0).astype(np.uint8)
+    return img_u8, jpeg_roundtrip(img_u8, param)
+
+
+def build_pairs(files, patch_size, stride, aug_times, rng, quiet=False):
+    """DnCNN-3's SR and JPEG pairs: each image at every scale of SCALES (MATLAB's bicubic imresize) degraded whole,
+    by SR or JPEG (even odds; SR scale 2, 3 or 4, JPEG quality uniform in 5-99), then cut into patches at the same
+    places. Returns (clean, degraded) (n, 1, P, P) uint8 and kind, param (n,) uint8."""
+    from degrade import matlab_imresize
+    clean_parts, degraded_parts, kinds, params = [], [], [], []
+    for f in progress(files, quiet=quiet, desc="SR/JPEG pairs", unit="img"):
+        img = read_y_u8(f)
+        if img is None:
+            continue
+        for scale in SCALES:
+            scaled = img if scale == 1 else matlab_imresize(img, scale)
+            kind = KIND_SR if rng.randint(2) == 0 else KIND_JPEG
+            param = SR_SCALES[rng.randint(len(SR_SCALES))] if kind == KIND_SR else rng.randint(
+                JPEG_QUALITIES[0], JPEG_QUALITIES[1] + 1)
+            clean, degraded = degrade_pair_image(scaled, kind, param)
+            if min(clean.shape) < patch_size:
+                continue
+            both = image_to_patches(np.stack([clean, degraded]), patch_size, stride)
+            if aug_times > 1:
+                copies = [both]
+                for _ in range(aug_times - 1):
+                    modes = rng.randint(1, 8, size=len(both))
+                    copies.append(np.stack([data_augmentation(p, m) for p, m in zip(both, modes)]))
+                both = np.stack(copies, 1).reshape(-1, *both.shape[1:])
+            clean_parts.append(both[:, :1])
+            degraded_parts.append(both[:, 1:])
+            kinds.append(np.full(len(both), kind, np.uint8))
+            params.append(np.full(len(both), param, np.uint8))
+    if not clean_parts:
+        raise UserError("no image of %d pixels or more for the SR/JPEG pairs" % patch_size)
+    return (np.concatenate(clean_parts), np.concatenate(degraded_parts), np.concatenate(kinds),
+            np.concatenate(params))
+
+
+def dncnn3_datasets(noise_patches, spec, rng, quiet=False):
+    """train.h5's datasets for --task dncnn3: data (clean) and degraded (N, 1, P, P), kind and param (N,): the
+    Gaussian patches first (degraded = clean: the noise is drawn per step), then the SR/JPEG pairs."""
+    files = list_images(spec["sr_jpeg_data"]) if os.path.isdir(spec["sr_jpeg_data"]) else []
+    if not files:
+        raise UserError("no image in %s for the SR/JPEG pairs of --task dncnn3: get CBSD432 (data/get_data.sh "
+                        "--color) or name a folder with --sr_jpeg_data" % spec["sr_jpeg_data"])
+    clean, degraded, kind, param = build_pairs(files, spec["patch_size"], spec["sr_jpeg_stride"], spec["aug_times"],
+                                               rng, quiet)
+    n = len(noise_patches)
+    return {"data": np.concatenate([noise_patches, clean]), "degraded": np.concatenate([noise_patches, degraded]),
+            "kind": np.concatenate([np.full(n, KIND_NOISE, np.uint8), kind]),
+            "param": np.concatenate([np.zeros(n, np.uint8), param])}
 
 
 def open_h5(path, mode="r"):
@@ -204,9 +305,10 @@ def _write_h5(path, datasets, attrs):
     os.replace(tmp, path)  # a crash mid-write leaves only the .tmp, never a valid-looking .h5
 
 
-CHECKED = ("arch", "mode", "patch_size", "stride", "aug_times", "channels")
-FOLDER_CHECKED = ("train_data", "val_data", "fingerprint")  # only when the run names its data
-FLAGS = {"train_data": "--data_path / --train_data", "val_data": "--data_path / --val_data"}
+CHECKED = ("arch", "mode", "patch_size", "stride", "aug_times", "channels", "sr_jpeg_stride")
+FOLDER_CHECKED = ("train_data", "val_data", "sr_jpeg_data", "fingerprint")  # only when the run names its data
+FLAGS = {"train_data": "--data_path / --train_data", "val_data": "--data_path / --val_data",
+         "sr_jpeg_data": "--data_path / --sr_jpeg_data"}
 REBUILD = "rebuild it (train.py --preprocess True, or preprocess.py)"
 
 
@@ -220,9 +322,13 @@ def check_patches(attrs, spec, path, strict_folder=False):
     """Refuse a train.h5 that is not what this run asks for, rather than train silently on other patches.
 
     The patch parameters always; the data folders and their fingerprint only with strict_folder (the run named its
-    data). An attribute an older file lacks is not checked."""
+    data). An attribute an older file lacks is not checked, but the task always is (older files: denoise)."""
+    made_for, wanted = _plain(attrs.get("task", "denoise")), spec.get("task", "denoise")
+    if made_for != wanted:
+        raise UserError("%s holds the patches of --task %s but this run has --task %s: %s"
+                        % (path, made_for, wanted, REBUILD))
     for key in CHECKED + (FOLDER_CHECKED if strict_folder else ()):
-        if key not in attrs or _plain(attrs[key]) == spec[key]:
+        if key not in attrs or key not in spec or _plain(attrs[key]) == spec[key]:
             continue
         have = _plain(attrs[key])
         if key == "fingerprint":
@@ -234,7 +340,8 @@ def check_patches(attrs, spec, path, strict_folder=False):
 
 
 def load_train_patches(h5_dir, spec=None, strict_folder=False):
-    """The uint8 patch array of train.h5 as a tensor and its attributes, after check_patches against spec."""
+    """The uint8 patch array of train.h5 as a tensor and its attributes, after check_patches against spec; a
+    dncnn3 train.h5 gives (N, 2, P, P): each clean patch, then its degraded one (load_train_kinds says which)."""
     path = os.path.join(h5_dir, "train.h5")
     if not os.path.isfile(path):
         raise UserError("%s not found: run preprocess.py (or train.py --preprocess True) first" % path)
@@ -244,17 +351,29 @@ def load_train_patches(h5_dir, spec=None, strict_folder=False):
                 raise UserError("%s is not a train.h5 of this project (no 'data' dataset; rerun preprocess.py)" % path)
             attrs = dict(h5f.attrs)
             data = h5f["data"][()]
+            if "degraded" in h5f:  # --task dncnn3: each clean patch beside its degraded one
+                data = np.concatenate([data, h5f["degraded"][()]], axis=1)
     except OSError as e:
         raise UserError("cannot read %s: %s" % (path, e))
     if spec:
         check_patches(attrs, spec, path, strict_folder)
     if data.dtype != np.uint8 or data.ndim != 4:
         raise UserError("%s: expected uint8 (N, C, P, P) patches, found %s %s" % (path, data.dtype, data.shape))
-    if spec and data.shape[1] != spec["channels"]:
+    if spec and data.shape[1] != spec["channels"] * (2 if spec.get("task") == "dncnn3" else 1):
         raise UserError("%s holds %d-channel patches but training asks for --channels %d: rerun preprocess.py"
                         % (path, data.shape[1], spec["channels"]))
     import torch  # training alone needs it: preprocess.py stays light
     return torch.from_numpy(data), attrs
+
+
+def load_train_kinds(h5_dir):
+    """train.h5's kind of degradation per patch (KINDS) as a uint8 tensor, or None when it holds plain patches."""
+    with open_h5(os.path.join(h5_dir, "train.h5")) as h5f:
+        if "kind" not in h5f:
+            return None
+        kinds = h5f["kind"][()]
+    import torch
+    return torch.from_numpy(kinds)
 
 
 def _holds(h5_dir, key):

@@ -11,7 +11,9 @@ does not grow with the folder (one image decoded at a time, the next read ahead 
 with the photo (--tile auto: tiles as memory allows, the output the whole image's). A re-run skips images
 whose outputs exist (--overwrite redoes them); under torchrun the ranks split the folder.
 Without --demo_pth_path each photo's noise is read and the model chosen for it (photo_noise; said per photo and
-written to choices.csv in the output folder).
+written to choices.csv in the output folder): with the DnCNN authors' files there, FDnCNN told the noise level
+read off the photo (times --strength; --noise_level N fixes it), a JPEG of low quality (read off its
+quantisation tables) deblocked by DnCNN-3 first.
 """
 import os
 import time
@@ -25,8 +27,9 @@ from images import (TIFF_EXTENSIONS, decode_image, list_images, pixels_to_float,
 from inference import (GRAY_ON_COLOUR, ChosenNets, add_common_inference_flags, denoise_any, load_net,
                        prepare_device)
 from models import unwrap
-from photo_noise import (add_reference_weights_flag, apply_strength, available_weights, choice_row, describe,
+from photo_noise import (DEBLOCK, add_reference_weights_flag, apply_strength, choice_row, describe, jpeg_quality,
                          read_choices, write_choices)
+from reference_weights import add_offline_flag, weights_for_default
 from utils import (ArgParser, UserError, add_legacy_flags, add_test_noise, non_negative, progress, psnr, remove_stale_temp_files, run_cli,
                    say, shard)
 
@@ -59,6 +62,7 @@ def parse_args(argv=None):
                    help="print each photo's noise reading and the model and strength it would get; write nothing")
     add_common_inference_flags(p)
     add_reference_weights_flag(p)
+    add_offline_flag(p)
     add_legacy_flags(p)
     return p.parse_args(argv)
 
@@ -173,7 +177,7 @@ def denoise_folder(args):
     device, precision = prepare_device(args, local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     chosen, net = None, None
     if args.demo_pth_path is None:
-        chosen = ChosenNets(args, device, precision, available_weights(reference_dir=args.reference_weights))
+        chosen = ChosenNets(args, device, precision, weights_for_default(args))
     elif not args.dry_run:
         net = load_net(args, args.demo_pth_path, device, precision)[1]
     image_path, out_path = demo_folders(args.demo_img_path, args.out)
@@ -205,24 +209,25 @@ def denoise_folder(args):
         del pixels, decoded
         bar.start(img.shape[1] * img.shape[2])
         noisy = add_test_noise(torch.from_numpy(img), args.test_noiseL, args.seed).numpy() if args.test_noiseL > 0 else img
-        strength = args.strength
         if chosen is not None:
-            reading, choice, net = chosen.choose(noisy)
-            strength = choice.strength
-            say(describe(name, reading, choice))
-            choices[name] = choice_row(name, reading, choice)
-        if net is not None and img.shape[0] == 3 and unwrap(net).channels == 1 and not told:
-            say("gray model on colour photos: %s (--gray_model_on_colour)" % (
-                "each of B, G and R denoised as a gray image" if args.gray_model_on_colour == "channels"
-                else "the luma denoised, the chroma kept"))
-            told = True
-        if net is None or strength == 0:  # nothing to remove
+            quality = jpeg_quality(job["src"]) if args.test_noiseL == 0 else None
+            out, reading, choice, deblocked = chosen.denoise(
+                noisy, quality, args.noise_level, amp=precision.dtype, tile=args.tile, x8=args.x8,
+                gray_on_colour=args.gray_model_on_colour, on_progress=bar.advance)
+            say(describe(name, reading, choice, quality, deblocked))
+            choices[name] = choice_row(name, reading, choice, quality, deblocked)
+        elif net is None or args.strength == 0:  # nothing to remove
             out = np.clip(noisy, 0, 1)
         else:
+            if img.shape[0] == 3 and unwrap(net).channels == 1 and not told:
+                say("gray model on colour photos: %s (--gray_model_on_colour)" % (
+                    "each of B, G and R denoised as a gray image" if args.gray_model_on_colour == "channels"
+                    else "the luma denoised, the chroma kept"))
+                told = True
             out = denoise_any(net, noisy, device, amp=precision.dtype, tile=args.tile, x8=args.x8,
                               gray_on_colour=args.gray_model_on_colour, on_progress=bar.advance,
                               sigma=args.test_noiseL if args.noise_level is None else args.noise_level)
-            out = apply_strength(noisy, out, strength)
+            out = apply_strength(noisy, out, args.strength)
         value = None
         if args.test_noiseL > 0:
             value = psnr(img, out)
@@ -261,9 +266,11 @@ def dry_run(args, chosen, jobs, image_path, out_path, tag):
         name = os.path.relpath(job["src"], image_path)
         if chosen is None:
             say("%s: %s, strength %.2f" % (name, args.demo_pth_path, args.strength))
+        elif chosen.deblocks(quality := jpeg_quality(job["src"]) if args.test_noiseL == 0 else None):
+            say("%s: JPEG quality %d -> %s, then the noise read on the deblocked photo" % (name, quality, DEBLOCK))
         else:
-            reading, choice = chosen.pick(noisy)
-            say(describe(name, reading, choice))
+            reading, choice = chosen.pick(noisy, args.noise_level)
+            say(describe(name, reading, choice, quality))
     say("%sdry run: %d images would be written to %s (nothing written)" % (tag, len(jobs), out_path))
     return []
 

@@ -15,7 +15,7 @@ from device import add_device_flag, select_device, setup_host
 from images import to_hwc
 from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, unwrap, with_noise_map
 from onnx_backend import OnnxRuntimeNet, onnxruntime_available
-from photo_noise import apply_strength, choose_model, read_noise
+from photo_noise import DEBLOCK, DEBLOCK_UP_TO, apply_strength, choose_model, read_noise
 from precision import add_amp_flag, autocast, precision_bytes, precision_for
 from utils import (UserError, add_test_noise, cal_psnr_ssim, legacy_device_id, non_negative, progress, psnr, ssim,
                    stored_in_8_bits, warn)
@@ -90,24 +90,55 @@ class ChosenNets:
         self.args, self.device, self.precision, self.available = args, device, precision, available
         self.nets = {}
 
-    def pick(self, noisy):
-        """(reading, choice) for a (C, H, W) float photo, no net loaded (demo.py --dry_run)."""
+    def pick(self, noisy, noise_level=None, deblocked=False):
+        """(reading, choice) for a (C, H, W) float photo, no net loaded (demo.py --dry_run); noise_level fixes an
+        FDnCNN's."""
         reading = read_noise(noisy)
+        if deblocked and reading.kind == "camera":
+            # what a deblocked JPEG shows on its 2x2 means is what is left of its blocks, not a camera's noise
+            reading = reading._replace(kind="white")
         try:
-            return reading, choose_model(reading, noisy.shape[0], self.available,
-                                         strength=getattr(self.args, "strength", 1.0))
+            return reading, choose_model(reading, noisy.shape[0], self.available, level=noise_level,
+                                         strength=getattr(self.args, "strength", 1.0), deblocked=deblocked)
         except LookupError as e:
             raise UserError("%s (weights/get_reference_weights.sh fetches the references'; or pass a model)" % e)
 
-    def choose(self, noisy):
+    def net(self, name, why):
+        if name not in self.nets:
+            print("loading %s for %s" % (name, why))
+            self.nets[name] = load_net(self.args, self.available[name], self.device, self.precision)[1]
+        return self.nets[name]
+
+    def choose(self, noisy, noise_level=None, deblocked=False):
         """(reading, choice, net or None) for a (C, H, W) float photo."""
-        reading, choice = self.pick(noisy)
+        reading, choice = self.pick(noisy, noise_level, deblocked)
         if choice.name is None:
             return reading, choice, None
-        if choice.name not in self.nets:
-            print("loading %s for %s" % (choice.name, choice.why))
-            self.nets[choice.name] = load_net(self.args, choice.weights, self.device, self.precision)[1]
-        return reading, choice, self.nets[choice.name]
+        return reading, choice, self.net(choice.name, choice.why)
+
+    def deblocks(self, quality):
+        """Whether a JPEG of this IJG quality (None: not a JPEG) is deblocked first."""
+        return quality is not None and quality <= DEBLOCK_UP_TO and DEBLOCK in self.available
+
+    def denoise(self, noisy, quality=None, noise_level=None, **kwargs):
+        """The per-photo default on a (C, H, W) float photo: a JPEG of low quality deblocked by DnCNN-3, then the
+        noise read and the chosen model run (an FDnCNN told the level read, times the strength, or
+        `noise_level`). kwargs: denoise_any's. Returns (output, reading, choice, deblocked)."""
+        deblocked = self.deblocks(quality)
+        if deblocked:
+            from restore import deblock  # restore runs models through this module
+            noisy = deblock(self.net(DEBLOCK, "JPEG blocking"), noisy, self.device, amp=kwargs.get("amp"),
+                            tile=kwargs.get("tile", 0), x8=kwargs.get("x8", False))
+        return self.denoise_read(noisy, deblocked, noise_level, **kwargs)
+
+    def denoise_read(self, noisy, deblocked=False, noise_level=None, **kwargs):
+        """denoise's second step: the noise read and the chosen model run."""
+        reading, choice, net = self.choose(noisy, noise_level, deblocked)
+        if net is None or choice.strength == 0 or choice.level == 0:
+            return np.clip(noisy, 0.0, 1.0), reading, choice, deblocked
+        out = denoise_any(net, noisy, self.device, sigma=choice.level, **kwargs)
+        return apply_strength(noisy, out, 1.0 if choice.level is not None else choice.strength), reading, choice, \
+            deblocked
 
 
 def inference_net(model, device, backend="auto", dtype=None, fold=True):
@@ -143,7 +174,7 @@ def denoise_image(net, noisy, device, amp=None, tile=0, channels_last=True, x8=F
     on_tile(pixels): called after each tile (each pass, with x8) with the output pixels it finished.
     """
     h, w = noisy.shape[-2:]
-    if unwrap(net).noise_map and noisy.shape[1] == unwrap(net).channels:
+    if getattr(unwrap(net), "noise_map", False) and noisy.shape[1] == unwrap(net).channels:
         if sigma is None:
             raise UserError("FDnCNN needs a noise level: pass --noise_level")
         noisy = with_noise_map(noisy, torch.as_tensor(sigma, dtype=torch.float32))
@@ -343,10 +374,11 @@ def add_common_inference_flags(parser):
                              % (CPU_WORKING_SET // 2 ** 20))
     parser.add_argument("--strength", type=non_negative(float), default=1.0,
                         help="how much of the noise the model finds to remove: 1 (default) the model's output, or the "
-                             "per-photo default's strength for the photo's noise; under 1 lighter (0 keeps the photo), "
-                             "over 1 stronger")
+                             "per-photo default's strength for the photo's noise (with FDnCNN: the level read off the "
+                             "photo times this); under 1 lighter (0 keeps the photo), over 1 stronger")
     parser.add_argument("--noise_level", type=non_negative(float), default=None, metavar="SIGMA",
-                        help="the noise level (0-255 scale) an FDnCNN is told (default: the test noise --test_noiseL)")
+                        help="the noise level (0-255 scale) an FDnCNN is told (default: the test noise --test_noiseL; "
+                             "the per-photo default: the level read off each photo)")
     parser.add_argument("--x8", action="store_true",
                         help="self-ensemble: average the outputs for the 8 flips/rotations (8x slower, a little better)")
     parser.add_argument("--no_fold", action="store_true", help="keep batch-norm layers separate")
@@ -393,10 +425,12 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
         if chosen is None:
             est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8, sigma=level).clamp(0.0, 1.0).numpy()
         else:
-            row["reading"], row["choice"], picked = chosen.choose(row["noisy"])
-            strength = row["choice"].strength
-            est = np.stack([copy if picked is None else denoise_any(picked, copy, device, amp=amp, tile=tile, x8=x8)
-                            for copy in noisy.numpy()]).clip(0.0, 1.0)
+            est = []
+            for copy in noisy.numpy():
+                out, row["reading"], row["choice"], _ = chosen.denoise(copy, noise_level=noise_level, amp=amp,
+                                                                       tile=tile, x8=x8)
+                est.append(out)
+            est, strength = np.stack(est), 1.0
         est = apply_strength(noisy.numpy(), est, strength)
         if uint8_output:
             est = im2uint8(est).astype(np.float32) / 255.0
@@ -422,15 +456,17 @@ def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, t
     for name, noisy, clean in progress(pairs, quiet=quiet, desc="test", unit="img", total=total):
         row = {"name": name, "path": name, "noisy_psnr": psnr(clean, noisy), "noisy": noisy}
         if chosen is not None:
-            row["reading"], row["choice"], net = chosen.choose(noisy)
-            strength = row["choice"].strength
-        est = noisy if net is None else apply_strength(
-            noisy, denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8, sigma=noise_level), strength)
+            est, row["reading"], row["choice"], _ = chosen.denoise(noisy, noise_level=noise_level, amp=amp, tile=tile,
+                                                                   x8=x8)
+        else:
+            est = noisy if net is None else apply_strength(
+                noisy, denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8, sigma=noise_level), strength)
         row.update(psnr=psnr(clean, est), ssim=ssim(clean, est), denoised=est)
         yield row
 
 
-def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1, x8=False):
+def evaluate(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssim=False, quiet=True, copies=1, x8=False,
+             eight_bit=False):
     """evaluate_iter's rows as a list (train.py's validation: a few small images)."""
     return list(evaluate_iter(net, images, sigma, device, amp=amp, seed=seed, tile=tile, with_ssim=with_ssim,
-                              quiet=quiet, copies=copies, x8=x8))
+                              quiet=quiet, copies=copies, x8=x8, eight_bit=eight_bit))

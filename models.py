@@ -170,7 +170,7 @@ def denoise(model, noisy, sigma=None):
     FDnCNN is told the noise level: sigma (0-255 scale: a number or a per-pixel map, see with_noise_map), or
     the map already appended to noisy as its last channel (so tiles and flips carry it along)."""
     bare = unwrap(model)
-    if bare.noise_map and noisy.shape[1] == bare.channels:
+    if getattr(bare, "noise_map", False) and noisy.shape[1] == bare.channels:
         if sigma is None:
             raise ValueError("FDnCNN needs the noise level (sigma)")
         noisy = with_noise_map(noisy, sigma)
@@ -194,7 +194,7 @@ def outputs_noise(model, sigma=25.0):
     clean = clean.expand(1, model.channels, 64, 64).contiguous()
     noisy = clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * sigma / 255.0
     was_training = model.training
-    out = model.eval()(with_noise_map(noisy, sigma) if model.noise_map else noisy).float()
+    out = model.eval()(with_noise_map(noisy, sigma) if getattr(model, "noise_map", False) else noisy).float()
     model.train(was_training)
     err_as_image = (out.clamp(0, 1) - clean).pow(2).mean().item()
     err_as_noise = (noisy - out).clamp(0, 1).sub(clean).pow(2).mean().item()

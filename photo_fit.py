@@ -10,7 +10,7 @@ from collections import defaultdict, namedtuple
 
 import numpy as np
 
-from photo_noise import RULE, Reading, choose_model, noise_kind, strength_kind
+from photo_noise import RULE, Level, Reading, choose_model, noise_kind, noise_level, strength_kind
 
 STRENGTHS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5)
 KEPT = "kept as it is"
@@ -134,3 +134,82 @@ def held_out(cases, available, folds=None):
             scored.append((case, model, strength, psnr_of(case, model, strength)))
         result[fold] = (rule, scored)
     return result
+
+
+# FDnCNN's level (photo_noise.Level) and the deblocking cut-off, fitted from photo_grid's rows in the same way
+WHITE_SCALE = (0.9, 0.95, 1.0, 1.05, 1.1)
+FLAT_BELOW = (0.0, 8.0, 10.0, 12.0, 15.0, 20.0)  # 0: never the flat reading
+FLAT_SCALE = (0.9, 1.0, 1.1, 1.2, 1.3)
+LEVEL_CAMERA_BELOW = (1.25, 1.5, 2.0, 2.5)
+CAMERA_OFFSET = (0.0, 4.0, 6.0, 8.0, 10.0, 12.0)
+CAMERA_SCALE = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
+DEBLOCK_UP_TO = (0, 10, 20, 30, 50, 70, 75, 90, 100)  # 0: never
+
+# curve: [(level, psnr)] of an FDnCNN told each level, (0, the photo kept) first
+LevelCase = namedtuple("LevelCase", "fold group image reading curve")
+
+
+def level_cases(rows, model):
+    """[LevelCase] from photo_grid's rows of `model` (an FDnCNN) and the photos kept as they are."""
+    curves, kept, readings = defaultdict(dict), {}, {}
+    for r in rows:
+        key = (r.get("set", ""), r["image"], r["sigma"])
+        if r["model"] == KEPT:
+            kept[key], readings[key] = min(r["psnr"], PSNR_CAP), Reading(*r["reading"])
+        elif r["model"] == model and r.get("level", 0) > 0:
+            curves[key][float(r["level"])] = min(r["psnr"], PSNR_CAP)
+    return [LevelCase(fold_of(key[1], key[0]), key[2], key[1], readings[key],
+                      [(0.0, kept[key])] + sorted(curves[key].items()))
+            for key in sorted(curves, key=str) if key in kept]
+
+
+def psnr_at(case, level):
+    """The PSNR of the FDnCNN told `level`, interpolated linearly between the levels run (held at the ends);
+    level 0 keeps the photo."""
+    levels, values = zip(*case.curve)
+    return float(np.interp(level, levels, values))
+
+
+def level_group(case):
+    return ("PolyU" if case.group == "real" else case.fold, case.group)
+
+
+def level_score(cases, level):
+    """The sum over groups (a set and a sigma, or PolyU) of the mean PSNR under `level` (a photo_noise.Level)."""
+    groups = defaultdict(list)
+    for case in cases:
+        groups[level_group(case)].append(psnr_at(case, noise_level(case.reading, level)))
+    return sum(float(np.mean(v)) for v in groups.values())
+
+
+def fit_level(cases):
+    """The Level of the highest level_score on `cases` over the grids above (white and camera noise apart: a
+    reading's kind decides which part of the Level it uses)."""
+    white = max(itertools.product(WHITE_SCALE, FLAT_BELOW, FLAT_SCALE),
+                key=lambda p: level_score(cases, Level(*p, 0.0, 8.0, 0.0)))
+    camera = max(itertools.product(LEVEL_CAMERA_BELOW, CAMERA_OFFSET, CAMERA_SCALE),
+                 key=lambda p: level_score(cases, Level(*white, *p)))
+    return Level(*white, *camera)
+
+
+def held_out_level(cases):
+    """{fold: (Level fitted without it, [(case, level, psnr)] of its cases)}."""
+    result = {}
+    for fold in sorted({c.fold for c in cases}):
+        level = fit_level([c for c in cases if c.fold != fold])
+        result[fold] = (level, [(c, noise_level(c.reading, level), psnr_at(c, noise_level(c.reading, level)))
+                                for c in cases if c.fold == fold])
+    return result
+
+
+def fit_deblock(cases, not_deblocked, deblocked):
+    """The cut-off (DEBLOCK_UP_TO) of the highest summed mean PSNR over (set, quality) groups of JPEG cases:
+    {(set, image, "q<quality>[ σ<sigma>]"): {row name: psnr}}, a JPEG deblocked when its quality is at most the
+    cut-off."""
+    def score(cut):
+        groups = defaultdict(list)
+        for (photo_set, _, label), psnrs in cases.items():
+            quality = int(label.split()[0][1:])
+            groups[(photo_set, label)].append(psnrs[deblocked if quality <= cut else not_deblocked])
+        return sum(float(np.mean(v)) for v in groups.values())
+    return max(DEBLOCK_UP_TO, key=score)

@@ -19,7 +19,13 @@ SHIPPED = {"CDnCNN-B": "CDnCNN-B", "CDnCNN-S-15": "CDnCNN-S-15", "CDnCNN-camera"
            "DnCNN-S-25": "DnCNN-S-25", "ADNet-S-25": "ADNet-S-25"}
 REFERENCE = {**{"ADNet c%s" % s: "adnet/color/c%s" % s for s in ("15", "25", "35", "50", "75", "blind")},
              **{"ADNet g%s" % s: "adnet/g%s" % s for s in ("15", "25", "50", "blind")},
-             **{"SaoYan DnCNN-%s" % s: "saoyan/DnCNN-%s" % s for s in ("S-15", "S-25", "S-50", "B")}}
+             **{"SaoYan DnCNN-%s" % s: "saoyan/DnCNN-%s" % s for s in ("S-15", "S-25", "S-50", "B")},
+             # the DnCNN authors' MatConvNet files (cszn/DnCNN model/): files, not folders
+             "FDnCNN color": "cszn/FDnCNN_color.mat", "FDnCNN gray": "cszn/FDnCNN_gray.mat",
+             "DnCNN-3": "cszn/DnCNN3.mat"}
+# FDnCNN, told each photo's noise level, is the default wherever its file is there; DnCNN-3 deblocks JPEGs
+FDNCNN = {"colour": "FDnCNN color", "gray": "FDnCNN gray"}
+DEBLOCK = "DnCNN-3"
 
 # White noise reads about the same on the pixels as on the 2x2 means (scaled back by 2). A camera's noise after
 # demosaicing and JPEG reads faint on the pixels (JPEG drops the finest scale) and several times higher on the
@@ -67,10 +73,26 @@ SIGMA_RANGE = {"ADNet g50": (40.0, math.inf), "SaoYan DnCNN-S-50": (40.0, math.i
 # White noise's reading our sigma-15 colour model is used for (nothing, when low > high)
 WHITE_15 = (13.0, 17.0)
 
+# FDnCNN's level (0-255 scale) from a reading. A photo's texture adds to white noise's reading, which is what
+# light noise reads on a textured photo: under flat_below the level is read on the photo's flattest blocks
+# (sigma_flat; clipping at 0 and 255 flattens blocks too, so heavier noise is read on the whole photo). A
+# camera's noise, demosaiced and JPEG'd, is correlated and reads faint, and its reading says little of the
+# level that removes it best: camera_offset + camera_scale x its 2x2 reading; a photo reading under
+# camera_below on its pixels and camera_ratio times that on its 2x2 means counts as a camera's (the class
+# rule's camera_below stays as fitted for this project's models). Fitted by photo_fit.fit_level, held out
+# (docs/real-noise.md).
+Level = namedtuple("Level", "white_scale flat_below flat_scale camera_below camera_offset camera_scale")
+LEVEL = Level(1.05, 12.0, 0.9, 1.25, 8.0, 0.5)
+FLAT_QUANTILE, FLAT_BLOCK = 0.1, 16  # sigma_flat: the 10th percentile of 16 x 16 blocks' readings
+# A JPEG whose IJG quality (read off its quantisation tables) is at most this is deblocked by DnCNN-3 first
+DEBLOCK_UP_TO = 70
+
 RULE = Rule(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, HEAVY_ABOVE, LIGHT_BELOW, WHITE_15, STRENGTH)
 
-Reading = namedtuple("Reading", "sigma sigma_2x2 kind")  # 8-bit units; kind: clean, white, heavy or camera
-Choice = namedtuple("Choice", "name weights why strength")  # name None: the photo is kept as it is
+# 8-bit units; kind: clean, white, heavy or camera
+Reading = namedtuple("Reading", "sigma sigma_2x2 kind sigma_flat", defaults=(None,))
+# name None: the photo is kept as it is; level: what an FDnCNN is told (None: not an FDnCNN)
+Choice = namedtuple("Choice", "name weights why strength level", defaults=(None,))
 
 
 def add_reference_weights_flag(parser):
@@ -95,11 +117,29 @@ def wavelet_sigma(img):
     return 255.0 * float(estimate_sigma(np.transpose(img, (1, 2, 0)), channel_axis=-1, average_sigmas=True))
 
 
+def flat_sigma(img, quantile=FLAT_QUANTILE, block=FLAT_BLOCK):
+    """White noise's sigma read on a (C, H, W) photo's flattest blocks, in 8-bit units: the finest diagonal
+    wavelet band's median (as estimate_sigma) in each block of block x block coefficients, the `quantile` of
+    the blocks, averaged over the channels."""
+    import pywt
+    readings = []
+    for channel in np.asarray(img, np.float32):
+        band = np.abs(pywt.dwt2(channel, "db2")[1][2])
+        h, w = band.shape[0] // block * block, band.shape[1] // block * block
+        if not h or not w:
+            band, h, w = band[None, None], band.shape[0], band.shape[1]
+        blocks = band[:h, :w].reshape(h // block or 1, min(block, h), w // block or 1, min(block, w))
+        readings.append(np.quantile(np.median(blocks.transpose(0, 2, 1, 3).reshape(
+            blocks.shape[0] * blocks.shape[2], -1), axis=1) / 0.6745, quantile))
+    return 255.0 * float(np.mean(readings))
+
+
 def read_noise(img, rule=RULE):
-    """The Reading of a (C, H, W) float photo in [0, 1]: the estimate on its pixels and on its 2x2 means."""
+    """The Reading of a (C, H, W) float photo in [0, 1]: the estimate on its pixels, on its 2x2 means and on
+    its flattest blocks."""
     sigma = wavelet_sigma(img)
     sigma_2x2 = 2.0 * wavelet_sigma(bin_pixels(img, 2))
-    return Reading(sigma, sigma_2x2, noise_kind(sigma, sigma_2x2, rule))
+    return Reading(sigma, sigma_2x2, noise_kind(sigma, sigma_2x2, rule), flat_sigma(img))
 
 
 def noise_kind(sigma, sigma_2x2, rule=RULE):
@@ -116,7 +156,8 @@ def available_weights(shipped_dir=SHIPPED_DIR, reference_dir=REFERENCE_DIR):
     for base, table in ((shipped_dir, SHIPPED), (reference_dir, REFERENCE)):
         for name, folder in table.items():
             path = os.path.join(base, folder)
-            if os.path.isdir(path) and any(f.endswith(".pth") for f in os.listdir(path)):
+            if (os.path.isfile(path) if folder.endswith(".mat") else
+                    os.path.isdir(path) and any(f.endswith(".pth") for f in os.listdir(path))):
                 found[name] = path
     return found
 
@@ -134,12 +175,17 @@ def strength_kind(reading, channels, rule=RULE):
     return ("colour" if channels == 3 else "gray"), kind
 
 
-def choose_model(reading, channels, available, rule=RULE, strength=1.0):
+def choose_model(reading, channels, available, rule=RULE, strength=1.0, level=None, deblocked=False):
     """The Choice for a photo of `channels` whose noise reads `reading`, from {name: weights} available;
-    `strength` scales the rule's strength for the kind (the user's --strength)."""
+    `strength` scales the rule's strength for the kind, or an FDnCNN's level (the user's --strength); `level`
+    fixes an FDnCNN's level (--noise_level); deblocked: the photo is a JPEG DnCNN-3 deblocked."""
+    photo = "colour" if channels == 3 else "gray"
+    if FDNCNN[photo] in available and (level is not None or reading.kind != "clean"):
+        told = strength * noise_level(reading, deblocked=deblocked) if level is None else float(level)
+        return Choice(FDNCNN[photo], available[FDNCNN[photo]], "%s noise on a %s photo" % (reading.kind, photo),
+                      strength, told)
     if reading.kind == "clean":
         return Choice(None, None, "no noise to remove", 0.0)
-    photo = "colour" if channels == 3 else "gray"
     there = [name for name in PREFERENCES[(photo, reading.kind)] if name in available]
     if not there:
         raise LookupError("no weights for %s noise on a %s photo: none of %s is there"
@@ -152,20 +198,41 @@ def choose_model(reading, channels, available, rule=RULE, strength=1.0):
                   0.0)
 
 
-def describe(name, reading, choice):
+def noise_level(reading, level=LEVEL, deblocked=False):
+    """The level (0-255 scale) an FDnCNN is told for a Reading, at strength 1. A deblocked JPEG's 2x2 means show
+    what is left of its blocks, not a camera's noise: its level is read as white noise's."""
+    if reading.kind == "clean":
+        return 0.0
+    if not deblocked and (reading.kind == "camera" or (
+            reading.kind == "white" and reading.sigma < level.camera_below and
+            reading.sigma_2x2 > RULE.camera_ratio * reading.sigma)):
+        return level.camera_offset + level.camera_scale * reading.sigma_2x2
+    if reading.sigma < level.flat_below and reading.sigma_flat is not None:
+        return level.flat_scale * reading.sigma_flat
+    return level.white_scale * reading.sigma
+
+
+def describe(name, reading, choice, quality=None, deblocked=False):
     """One line per photo: what was read and what was done."""
     done = choice.name or "kept as it is" + ("" if reading.kind == "clean" else " (%s)" % choice.why)
     if choice.name:
         done += ", strength %.2f" % choice.strength
-    return "%s: noise %.1f (2x2 means: %.1f), %s -> %s" % (name, reading.sigma, reading.sigma_2x2, reading.kind, done)
+    if choice.level is not None:
+        done += ", noise level %.1f" % choice.level
+    jpeg = "" if quality is None else "JPEG quality %d%s, " % (quality, " -> %s" % DEBLOCK if deblocked else "")
+    return "%s: %snoise %.1f (2x2 means: %.1f), %s -> %s" % (name, jpeg, reading.sigma, reading.sigma_2x2,
+                                                            reading.kind, done)
 
 
-CSV_FIELDS = ("image", "noise_sigma", "noise_sigma_2x2", "noise", "model", "strength", "weights")
+CSV_FIELDS = ("image", "noise_sigma", "noise_sigma_2x2", "noise", "model", "strength", "noise_level",
+              "jpeg_quality", "deblocked", "weights")
 
 
-def choice_row(image, reading, choice):
+def choice_row(image, reading, choice, quality=None, deblocked=False):
     return {"image": image, "noise_sigma": "%.2f" % reading.sigma, "noise_sigma_2x2": "%.2f" % reading.sigma_2x2,
             "noise": reading.kind, "model": choice.name or "none", "strength": "%.2f" % choice.strength,
+            "noise_level": "" if choice.level is None else "%.2f" % choice.level,
+            "jpeg_quality": "" if quality is None else quality, "deblocked": "yes" if deblocked else "no",
             "weights": choice.weights or ""}
 
 
@@ -193,3 +260,34 @@ def apply_strength(noisy, denoised, strength):
     if strength == 1.0:
         return np.clip(denoised, 0.0, 1.0)
     return np.clip(noisy + strength * (np.asarray(denoised) - noisy), 0.0, 1.0)
+
+
+# IJG's (libjpeg's) quantisation tables at quality 50, row by row (the JPEG standard's Annex K)
+IJG_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+            14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+            49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+IJG_CHROMA = (17, 18, 24, 47) + (99,) * 4 + (18, 21, 26, 66) + (99,) * 4 + (24, 26, 56) + (99,) * 5 + (47, 66) + \
+    (99,) * 38
+
+
+def ijg_table(base, quality):
+    """libjpeg's jpeg_set_quality: the base table scaled for `quality` (1-100), entries 1 to 255."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((np.array(base) * scale + 50) // 100, 1, 255)
+
+
+def jpeg_quality(path):
+    """The IJG quality (1-100) whose tables are nearest a JPEG file's, or None for any other file (a camera's
+    own tables get the nearest IJG quality)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as img:
+            if img.format != "JPEG" or not getattr(img, "quantization", None):
+                return None
+            tables = [np.array(t, float) for _, t in sorted(img.quantization.items())]
+    except OSError:
+        return None
+    bases = (IJG_LUMA, IJG_CHROMA)
+    error = [sum(np.abs(np.log(t) - np.log(ijg_table(bases[min(i, 1)], q))).sum() for i, t in enumerate(tables))
+             for q in range(1, 101)]
+    return 1 + int(np.argmin(error))

@@ -21,9 +21,10 @@ import numpy as np
 from images import find_pairs, iter_images, iter_pairs, list_images, write_image
 from inference import (ChosenNets, add_common_inference_flags, evaluate_iter, evaluate_pairs, load_net,
                        prepare_device)
-from photo_noise import add_reference_weights_flag, available_weights, describe
+from photo_noise import add_reference_weights_flag, describe
 from protocols import TASKS, check_model, evaluate_task
 from protocols import describe as describe_task
+from reference_weights import add_offline_flag, weights_for_default
 from utils import (ArgParser, UserError, add_legacy_flags, atomic_write_bytes, in_range, non_negative, positive,
                    run_cli, say)
 
@@ -56,6 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--save_noisy", action="store_true", help="with --save_dir: also write the noisy inputs")
     add_common_inference_flags(p)
     add_reference_weights_flag(p)
+    add_offline_flag(p)
     add_legacy_flags(p)
     return p.parse_args(argv)
 
@@ -124,7 +126,7 @@ def main(argv=None):
     device, precision = prepare_device(args)
     if args.logdir == "auto":
         model, net = None, None
-        chosen = ChosenNets(args, device, precision, available_weights(reference_dir=args.reference_weights))
+        chosen = ChosenNets(args, device, precision, weights_for_default(args))
     else:
         model, net = load_net(args, args.logdir, device, precision, announce=True)
         chosen = None

@@ -1,6 +1,8 @@
-"""Train DnCNN or ADNet: mixed precision, channels_last, DistributedDataParallel, resumable.
+"""Train DnCNN, FDnCNN or ADNet: mixed precision, channels_last, DistributedDataParallel, resumable.
 
     python train.py --arch DnCNN --mode S --noiseL 25 --outf logs/DnCNN-S-25      # one process
+    python train.py --arch FDnCNN --preprocess True --outf logs/FDnCNN            # told sigma, 0-75 per patch
+    python train.py --task dncnn3 --preprocess True --h5_dir h5/dncnn3 --outf logs/DnCNN-3   # noise, SR, JPEG
     torchrun --nproc_per_node=8 train.py --arch ADNet ...                          # 8 processes
 """
 import os
@@ -13,10 +15,11 @@ import torch.nn as nn
 
 from camera_noise import DEFAULT_PROFILE, PROFILES as CAMERA_PROFILES, add_camera_noise
 from checkpoints import load_model, plain_state_dict
-from dataset import ensure_patches, load_train_patches, load_val_images, patch_key, patch_spec
+from dataset import (KIND_NOISE, ensure_patches, load_train_kinds, load_train_patches, load_val_images, patch_key,
+                     patch_spec)
 from device import add_device_flag, device_sync, dist_env, init_distributed, select_device, setup_host
 from inference import evaluate, inference_model, memory_available
-from models import INITS, build_model, denoise, unwrap
+from models import FDNCNN_LAYERS, INITS, build_model, denoise, unwrap, with_noise_map
 from precision import add_amp_flag, apex_amp, autocast, grad_scaler, precision_for
 from preprocess import add_preprocess_flags, resolve_arch
 from training import (COMPILE_MIN_STEPS, PatchBatches, Reporter, StepRace, Throughput, add_train_noise,
@@ -24,7 +27,7 @@ from training import (COMPILE_MIN_STEPS, PatchBatches, Reporter, StepRace, Throu
                       patches_stay_on_device, patches_to_device, read_training_checkpoint, resume_path,
                       save_checkpoint, save_weights)
 from utils import (ArgParser, UserError, add_legacy_flags, batch_psnr, legacy_device_id, non_negative, positive,
-                   progress, remove_stale_temp_files, run_cli, shard, str2bool)
+                   progress, remove_stale_temp_files, run_cli, shard, stored_in_8_bits, str2bool)
 
 
 def parse_args(argv=None):
@@ -35,15 +38,20 @@ def parse_args(argv=None):
                         "(same parameters, same data folders, unchanged images)")
     p.add_argument("--batchSize", "--batch_size", dest="batchSize", type=positive(int), default=128,
                    help="global batch size (split across processes)")
-    p.add_argument("--num_of_layers", type=positive(int), default=17, help="DnCNN depth (17 for S, 20 for B)")
+    p.add_argument("--num_of_layers", type=positive(int), default=None,
+                   help="DnCNN depth (default 17; 20 for FDnCNN and --task dncnn3, as the authors')")
     p.add_argument("--epochs", type=positive(int), default=None, help="default: 50 (DnCNN), 70 (ADNet)")
     p.add_argument("--milestone", type=positive(int), default=30, help="lr /10 at this epoch (ADNet: also at 2x, 3x)")
     p.add_argument("--lr", type=positive(float), default=1e-3)
     p.add_argument("--outf", default="logs", help="where logs and checkpoints go")
     p.add_argument("--noiseL", type=non_negative(float), default=25, help="training noise sigma (mode S)")
     p.add_argument("--val_noiseL", type=non_negative(float), default=25)
-    p.add_argument("--sigma_range", type=non_negative(float), nargs=2, default=(0.0, 55.0), metavar=("LOW", "HIGH"),
-                   help="mode B: each patch's sigma, uniform in [LOW, HIGH] (the references: 0 55)")
+    p.add_argument("--sigma_range", type=non_negative(float), nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="mode B: each patch's sigma, uniform in [LOW, HIGH] (default: the references' 0 55; FDnCNN "
+                        "0 75, KAIR's)")
+    p.add_argument("--clip", action="store_true",
+                   help="noisy patches clipped to [0, 1] and rounded to 8 bits, as a photo stored with its noise "
+                        "(an FDnCNN is still told the nominal sigma: the authors' clipped FDnCNN)")
     p.add_argument("--noise_model", choices=("gaussian", "camera"), default="gaussian",
                    help="gaussian: white noise (--mode S / B, the references'); camera: a camera's noise (signal-"
                         "dependent, demosaiced, white-balanced, tone-mapped, maybe blurred and JPEG-compressed; "
@@ -101,6 +109,14 @@ def parse_args(argv=None):
     args = resolve_arch(p.parse_args(argv))
     if args.noise_model == "camera" and args.channels != 3:
         p.error("--noise_model camera needs colour patches (--channels 3)")
+    if args.noise_model == "camera" and (args.arch == "FDnCNN" or args.task == "dncnn3"):
+        p.error("--noise_model camera has no single sigma to tell an FDnCNN and no place in --task dncnn3")
+    if args.clip and args.noise_model == "camera":
+        p.error("--clip stores Gaussian noise in 8 bits; --noise_model camera already ends in 8-bit JPEG")
+    if args.num_of_layers is None:
+        args.num_of_layers = FDNCNN_LAYERS if args.arch == "FDnCNN" or args.task == "dncnn3" else 17
+    if args.sigma_range is None:
+        args.sigma_range = (0.0, 75.0) if args.arch == "FDnCNN" else (0.0, 55.0)
     if args.epochs is None:
         args.epochs = 70 if args.arch == "ADNet" else 50
     args.loss_scale = None if args.loss_scale == "dynamic" else float(args.loss_scale)
@@ -130,7 +146,8 @@ def ready_patches(args, local_rank):
     """The run's patch_spec, after building or waiting for its h5 files where asked (--preprocess True,
     --patch_cache: then --h5_dir becomes the cache's folder for the key)."""
     spec = patch_spec(args.data_path, args.arch, args.mode, args.patch_size, args.stride, args.aug_times,
-                      args.channels, args.train_data, args.val_data, args.seed)
+                      args.channels, args.train_data, args.val_data, args.seed, args.task, args.sr_jpeg_data,
+                      args.sr_jpeg_stride)
     if args.patch_cache:
         args.h5_dir = os.path.join(args.patch_cache, patch_key(spec))
     ensure_patches(spec, args.h5_dir, build=args.preprocess or bool(args.patch_cache), builder=local_rank == 0,
@@ -198,8 +215,10 @@ class Trainer:
         a = self.args
         patches, attrs = load_train_patches(a.h5_dir, self.process.spec, strict_folder=a.data_given)
         self.log("# of training samples: %d (%s)" % (len(patches), ", ".join(
-            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times", "key")
+            "%s=%s" % (k, attrs[k]) for k in ("arch", "mode", "channels", "patch_size", "stride", "aug_times", "task",
+                                              "sr_jpeg_stride", "key")
             if k in attrs)))
+        kinds = load_train_kinds(a.h5_dir) if a.task == "dncnn3" else None
         resident, why = patches_stay_on_device(a.patches_on_device, self.device.type,
                                                patches.numel() * patches.element_size(),
                                                memory_available(self.device) if self.device.type != "cpu" else None)
@@ -207,7 +226,8 @@ class Trainer:
             self.log(why)
         if resident:
             patches = patches.to(self.device)
-        batches = PatchBatches(patches, a.batchSize // self.world, self.rank, self.world, a.seed)
+            kinds = kinds.to(self.device) if kinds is not None else None
+        batches = PatchBatches(patches, a.batchSize // self.world, self.rank, self.world, a.seed, labels=kinds)
         return batches, load_val_images(a.h5_dir)
 
     def build_model(self):
@@ -260,9 +280,12 @@ class Trainer:
 
     def start_weights(self, path):
         a = self.args
-        start = load_model(path, arch=a.arch, num_of_layers=a.num_of_layers if a.arch == "DnCNN" else None)
+        start = load_model(path, arch=a.arch, num_of_layers=a.num_of_layers if a.arch != "ADNet" else None)
         if start.channels != a.channels:
             raise UserError("--init_weights %s has %d channels, this run %d" % (path, start.channels, a.channels))
+        if not getattr(start, "batch_norm", True):
+            raise UserError("--init_weights %s has its batch norm merged into the convs (the authors' released form): "
+                            "train.py trains %s with batch norm" % (path, a.arch))
         return start.state_dict()
 
     # ------------------------------------------------------------------ checkpoints
@@ -344,15 +367,33 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def make_inputs(self, batch_u8, draws=None):
         """(clean, noisy) for one batch; the noise depends only on (seed, rank, step). `draws` (unit normals,
-        per-patch uniforms) replaces the generator's, so the references' step can be given the same ones."""
+        per-patch uniforms) replaces the generator's, so the references' step can be given the same ones.
+        FDnCNN: noisy carries each patch's noise level map as its last channel. --task dncnn3: the batch is
+        (clean | degraded patches, kinds); the Gaussian ones get their noise here, the others are their pair."""
         a = self.args
+        kinds = None
+        if isinstance(batch_u8, tuple):
+            batch_u8, kinds = batch_u8
         if batch_u8.device.type == "cpu" and self.device.type != "cpu":
             batch_u8 = batch_u8.pin_memory()  # so the copy in patches_to_device is asynchronous
         clean = patches_to_device(batch_u8, self.device, a.channels_last, self.dtype)
+        degraded = None
+        if kinds is not None:
+            clean, degraded = clean[:, :a.channels], clean[:, a.channels:]
         gen = noise_generator(a.seed, self.rank, self.step, self.device)
         if a.noise_model == "camera":
             return clean, add_camera_noise(clean, gen, a.camera_profile)
-        noisy = add_train_noise(clean, a.mode, a.noiseL, gen, sigma_range=tuple(a.sigma_range), draws=draws)
+        noisy, sigma = add_train_noise(clean, a.mode, a.noiseL, gen, sigma_range=tuple(a.sigma_range), draws=draws,
+                                       with_sigma=True)
+        if a.clip:
+            noisy = stored_in_8_bits(noisy)
+        if degraded is not None:
+            gaussian = (kinds.to(self.device, non_blocking=True) == KIND_NOISE).view(-1, 1, 1, 1)
+            noisy = torch.where(gaussian, noisy, degraded)
+        if a.arch == "FDnCNN":
+            noisy = with_noise_map(noisy, sigma)
+            if a.channels_last:
+                noisy = noisy.contiguous(memory_format=torch.channels_last)
         return clean, noisy
 
     def optimize(self, clean, noisy, lr, net=None):
@@ -442,7 +483,8 @@ class Trainer:
         self.report.scalars(self.step, loss=loss, PSNR_train=psnr_train, lr=self.lr)
 
     def validate(self):
-        """Mean PSNR on the validation images, split over the ranks, seeded noise (the test protocol).
+        """Mean PSNR on the validation images, split over the ranks, seeded noise (the test protocol); an FDnCNN
+        is told --val_noiseL, a DnCNN-3 is validated on Gaussian noise alone.
 
         It runs on a fresh fp32 copy of the weights, BN folded: not on the training model, which may be
         SyncBatchNorm, or apex's fp16 model with a patched forward."""
@@ -450,7 +492,8 @@ class Trainer:
         copy.load_state_dict(self.weights())
         net = inference_model(copy, self.device)
         mine = shard(self.val_images, self.rank, self.world)
-        rows = evaluate(net, mine, self.args.val_noiseL, self.device) if mine else []
+        # a --clip run is validated as it trains: on noisy images stored in 8 bits
+        rows = evaluate(net, mine, self.args.val_noiseL, self.device, eight_bit=self.args.clip) if mine else []
         total = torch.tensor([sum(r["psnr"] for r in rows), float(len(rows))])  # fp32: HCCL has no fp64 sum
         if self.world > 1:
             total = total.to(self.device)

@@ -134,11 +134,12 @@ class StepRace:
 class PatchBatches:
     """Batches of a uint8 patch tensor for one rank: a DistributedSampler order, sliced per batch.
 
-    No per-sample Python work: each batch is one fancy-index of the in-memory tensor.
+    No per-sample Python work: each batch is one fancy-index of the in-memory tensor. labels (a tensor of one
+    value per patch, on the patches' device): each batch is (patches, their labels).
     """
 
-    def __init__(self, patches, batch_size, rank=0, world_size=1, seed=0, drop_last=False):
-        self.patches = patches
+    def __init__(self, patches, batch_size, rank=0, world_size=1, seed=0, drop_last=False, labels=None):
+        self.patches, self.labels = patches, labels
         self.batch_size = batch_size
         self.sampler = DistributedSampler(range(len(patches)), num_replicas=world_size, rank=rank,
                                           shuffle=True, seed=seed, drop_last=drop_last)
@@ -154,7 +155,8 @@ class PatchBatches:
     def batches(self, skip=0):
         order = torch.as_tensor(list(self.sampler)).to(self.patches.device)  # on the patches' device: no sync
         for b in range(skip, len(self)):
-            yield self.patches[order[b * self.batch_size:(b + 1) * self.batch_size]]
+            index = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield self.patches[index] if self.labels is None else (self.patches[index], self.labels[index])
 
 
 RESIDENT_SHARE = 0.25  # patches go to the device when they take at most this share of its free memory
@@ -189,24 +191,27 @@ def train_noise_draws(shape, gen):
             torch.rand(shape[0], generator=gen, device=gen.device))
 
 
-def add_train_noise(clean, mode, sigma, gen=None, sigma_range=(0.0, 55.0), draws=None):
+def add_train_noise(clean, mode, sigma, gen=None, sigma_range=(0.0, 55.0), draws=None, with_sigma=False):
     """S: fixed sigma; B: one sigma per patch, uniform in sigma_range. The random numbers come from gen, or are
-    given as draws (unit normals, per-patch uniforms: see train_noise_draws)."""
+    given as draws (unit normals, per-patch uniforms: see train_noise_draws). with_sigma: (noisy, each patch's
+    sigma as an (N, 1, 1, 1) tensor on the 0-255 scale), what an FDnCNN is told."""
     unit, uniform = draws if draws is not None else train_noise_draws(clean.shape, gen)
     if mode == "B":
         low, high = sigma_range
-        scale = ((low + (high - low) * uniform) / 255.0).view(-1, 1, 1, 1)  # np.random.uniform's formula
+        level = (low + (high - low) * uniform).view(-1, 1, 1, 1)  # np.random.uniform's formula
+        scale = level / 255.0
     else:
         scale = sigma / 255.0
+        level = torch.full((clean.shape[0], 1, 1, 1), float(sigma), device=unit.device) if with_sigma else None
     noise = (unit * scale).to(clean.device, non_blocking=True)
     if clean.is_contiguous(memory_format=torch.channels_last):
         noise = noise.contiguous(memory_format=torch.channels_last)
-    return clean + noise
+    return (clean + noise, level.to(clean.device, non_blocking=True)) if with_sigma else clean + noise
 
 
 # ----------------------------------------------------------------------------- checkpoints
 CHECKPOINT = "checkpoint.pth"
-WEIGHTS_DEPEND_ON = ("arch", "num_of_layers", "mode", "channels")  # what the weights and patches depend on
+WEIGHTS_DEPEND_ON = ("arch", "num_of_layers", "mode", "channels", "task", "clip")  # what weights and patches depend on
 
 
 def save_checkpoint(state, outf, name=CHECKPOINT):

@@ -1,12 +1,12 @@
 # Shared by the test/*.sh wrappers (Ascend ModelZoo conventions). Source it; do not run it.
-# Flags: --data_path= (training), --arch=DnCNN|ADNet, --device_id=, --nproc=, --epochs=, --batch_size=,
-#        --mode=S|B, --noiseL=, --nnodes=, --node_rank=, --master_addr=, --master_port=, --max_restarts= (torchrun
+# Flags: --data_path= (training), --arch=DnCNN|ADNet|FDnCNN, --device_id=, --nproc=, --epochs=, --batch_size=,
+#        --mode=S|B (default S; FDnCNN and --task dncnn3 B), --noiseL=, --nnodes=, --node_rank=, --master_addr=, --master_port=, --max_restarts= (torchrun
 #        restarts failed workers that many times; they resume from the last checkpoint); all else goes to the script.
 # Environment: max_steps=N stops training after N steps, nproc=N caps the processes (both for quick checks),
 #              output_root=DIR writes logs, runs and the patch cache under DIR instead of test/output (the tests).
 test_path_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cur_path=$(dirname "$test_path_dir")
-data_path=""; arch=""; device_id=${ASCEND_DEVICE_ID:-0}; nproc=${nproc:-}; epochs=""; batch_size=128; mode=S; noiseL=25
+data_path=""; arch=""; device_id=${ASCEND_DEVICE_ID:-0}; nproc=${nproc:-}; epochs=""; batch_size=128; mode=""; noiseL=25
 nnodes=1; node_rank=0; master_addr=""; master_port=29500; pth_path=""; test_data=Set68
 extra_args=()
 for para in "$@"; do
@@ -43,7 +43,8 @@ default_data_path() {
 if [ -z "$arch" ]; then
   if [ -n "$data_path" ] && [ -d "$data_path/pristine_images_gray" ] && [ ! -d "$data_path/train" ]; then arch=ADNet; else arch=DnCNN; fi
 fi
-case "$arch" in DnCNN|ADNet) ;; *) echo "error: --arch must be DnCNN or ADNet, got '$arch'" >&2; exit 2;; esac
+case "$arch" in DnCNN|ADNet|FDnCNN) ;; *) echo "error: --arch must be DnCNN, ADNet or FDnCNN, got '$arch'" >&2; exit 2;; esac
+[ -n "$mode" ] || { [ "$arch" = FDnCNN ] || [[ " $* " == *" --task dncnn3 "* || " $* " == *" --task=dncnn3 "* ]] && mode=B || mode=S; }
 Network=$arch
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$cur_path/.venv/bin/python" ]; then PYTHON="$cur_path/.venv/bin/python"; else PYTHON=python3; fi

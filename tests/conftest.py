@@ -11,6 +11,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
 sys.path.insert(0, ROOT)
+# no test reaches the network: the per-photo default's fetch on first use is off unless a test turns it on
+os.environ["DENOISE_OFFLINE"] = "1"
 
 needs_shared = pytest.mark.skipif(
     not os.path.isdir(os.path.join(SHARED, "reference_weights")),
@@ -126,13 +128,15 @@ LONG_TESTS = (
     "test_step_parity.py::test_save_module_prefix_*", "test_tools.py::test_plot_from_log_and_from_events",
     # compile, bench.py's sections, the device check's table, memory reuse, precision and tiling at size
     "test_compile.py::test_compiled_step_equals_eager_*", "test_compile.py::test_auto_times_both_steps_*",
-    "test_bench.py::test_cheap_sections_*",
+    "test_bench.py::test_cheap_sections_*", "test_bench.py::test_variants_section_*",
     "test_device_check.py::test_checks_fill_the_table_on_the_cpu", "test_device_logic.py::test_a_tuned_process_*",
     "test_tools.py::test_bf16_and_tiled_inference_stay_close", "test_photos.py::test_progress_advances_per_tile_*",
     "test_photos.py::test_out_of_memory_halves_the_tile", "test_tools.py::test_demo_writes_denoised_and_*",
     "test_photo_noise.py::test_photo_grid_scores_every_model_*",
     # the zoo at toy sizes (every model trained, then skipped), --max_minutes's stop and resume
     "test_zoo.py::test_toy_zoo_*", "test_zoo.py::test_max_minutes_*",
+    # DnCNN-3 (20 layers) and a clipped FDnCNN from preprocessing to checkpoint, through the command line
+    "test_train_tasks.py::test_dncnn3_and_clipped_fdncnn_from_the_command_line",
 )
 
 

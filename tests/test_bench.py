@@ -48,6 +48,18 @@ def test_cheap_sections_print_a_full_row_per_model(tmp_path):
     assert re.search(r"speed-up [\d.]+x", out.stdout), out.stdout[-500:]
 
 
+def test_variants_section_prints_dncnn3_and_fdncnn_beside_dncnn20(tmp_path):
+    os.makedirs(tmp_path / "Set68")
+    cv2.imwrite(str(tmp_path / "Set68" / "0.png"), make_image((40, 48), 0))
+    out = run_script("bench.py", "--only", "variants", "--data", str(tmp_path), "--rounds", "1", "--images", "1",
+                     timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (title, (header, *rows)), = tables(out.stdout).items()
+    assert "s per megapixel" in title and [row[0] for row in rows] == ["DnCNN-20", "DnCNN-3", "FDnCNN"]
+    assert all(len(row) == len(header) and all(float(cell) > 0 for cell in row[1:]) for row in rows), rows
+    assert rows[0][3:] == ["1.000", "1.000"]
+
+
 def test_photo_floor_is_the_chosen_models_arithmetic_at_this_machines_conv_speed(capsys):
     import numpy as np
     import bench

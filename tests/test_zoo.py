@@ -9,7 +9,8 @@ import cv2
 from conftest import ROOT, make_image, run_script
 
 ZOO = os.path.join(ROOT, "weights", "train_zoo.sh")
-ORDER = ["CDnCNN-B", "CDnCNN-S-15", "DnCNN-S-25", "DnCNN-S-15", "DnCNN-S-50", "DnCNN-B", "ADNet-S-25", "ADNet-B"]
+ORDER = ["CDnCNN-B", "CDnCNN-S-15", "DnCNN-S-25", "DnCNN-S-15", "DnCNN-S-50", "DnCNN-B", "ADNet-S-25", "ADNet-B",
+         "FDnCNN", "DnCNN-3"]
 
 
 def zoo(tmp_path, *args):

@@ -11,7 +11,7 @@
 #                                                                   files; "for educational and research purposes only")
 #   kair/dncnn_25.pth                                               cszn/KAIR model_zoo/ (MIT)
 # A file already there with the right sha256 is kept; a broken download resumes from NAME.part; a download
-# whose sha256 is wrong is deleted and the script exits non-zero.
+# whose sha256 is wrong is deleted and the script exits non-zero (3 at once when the host cannot be reached).
 # --list   print what would be fetched, fetch nothing
 # --only   only the files whose path under DIR matches one of the globs (e.g. 'cszn/FDnCNN_*,kair/*')
 # --from   replaces https://github.com; a URL (file:// included) or a local folder laid out as
@@ -104,7 +104,14 @@ fetch() {
   local url=$1 target=$2 want=$3 part=$2.part got
   mkdir -p "$(dirname "$target")"
   # a .part that is already whole makes some servers refuse the range: its checksum then decides
-  if ! curl -fsSL --retry 3 -C - -o "$part" "$url" && ! [ "$(sha256 "$part" 2>/dev/null)" = "$want" ]; then
+  local rc=0
+  curl -fsSL --retry 3 --connect-timeout 20 -C - -o "$part" "$url" || rc=$?
+  if [ "$rc" = 6 ] || [ "$rc" = 7 ]; then  # no network: the other files would fail alike
+    rm -f "$part"
+    echo "error: cannot reach ${url%%/raw/*} (no network?): nothing more fetched" >&2
+    exit 3
+  fi
+  if [ "$rc" != 0 ] && ! [ "$(sha256 "$part" 2>/dev/null)" = "$want" ]; then
     echo "error: could not download $url (partial file kept as $part: run again to resume)" >&2
     return 1
   fi

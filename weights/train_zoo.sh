@@ -6,7 +6,7 @@
 #   bash weights/train_zoo.sh --dry_run                     # what it would run, in order
 #   RUNS=runs/zoo DATA=data nohup nice -n 19 bash weights/train_zoo.sh --device cpu > runs/zoo.log 2>&1 &
 # --toy: the same commands at toy sizes (tests/test_zoo.py). DATA needs train, Set12, Set68 (data/get_data.sh)
-# and, for the colour models, CBSD432 and McMaster (data/get_data.sh --color).
+# and, for the colour models and DnCNN-3's SR/JPEG pairs, CBSD432 and McMaster (data/get_data.sh --color).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
@@ -74,6 +74,12 @@ zoo() {
   train ADNet-S-25 h5-adnet 30000 --arch ADNet --mode S --stride 20 --noiseL 25 --val_noiseL 25 --init residual || return 0
   h5 h5-adnet-b --arch ADNet --mode B --stride 20
   train ADNet-B h5-adnet-b 60000 --arch ADNet --mode B --stride 20 --val_noiseL 25 --init residual || return 0
+  # 6. FDnCNN (gray, 20 layers, told sigma: 0-75 per patch, as KAIR's) and DnCNN-3 (20 layers: Gaussian 0-55,
+  # bicubic x2/x3/x4 and JPEG 5-99; SR/JPEG pairs from CBSD432's Y, made once into the h5)
+  h5 h5-fdncnn --arch FDnCNN
+  train FDnCNN h5-fdncnn 60000 --arch FDnCNN --val_noiseL 25 || return 0
+  h5 h5-dncnn3 --task dncnn3
+  train DnCNN-3 h5-dncnn3 60000 --task dncnn3 --val_noiseL 25 || return 0
   [ "$DRY" = 1 ] && echo "dry run: nothing run" || echo "zoo: every model trained to its steps"
 }
 mkdir -p "$RUNS"
