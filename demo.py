@@ -2,6 +2,8 @@
 
     python demo.py --demo_img_path my_photos --test_noiseL 0      # for each photo the model its noise calls for
     python demo.py --demo_img_path my_photos --demo_pth_path weights/DnCNN-S-25 --test_noiseL 0   # one model
+    python demo.py --demo_img_path my_jpegs --task jpeg          # JPEG blocking removed by DnCNN-3
+    python demo.py --demo_img_path my_photos --task sr --scale 3   # 3x larger, DnCNN-3 on the bicubic
     torchrun --nproc_per_node 4 demo.py --demo_img_path my_photos --recursive --test_noiseL 0   # 4 devices
 
 Photos as the viewer shows them: EXIF orientation applied, colour stays colour (a colour model sees the colour
@@ -27,11 +29,13 @@ from images import (TIFF_EXTENSIONS, decode_image, list_images, pixels_to_float,
 from inference import (GRAY_ON_COLOUR, ChosenNets, add_common_inference_flags, denoise_any, load_net,
                        prepare_device)
 from models import unwrap
-from photo_noise import (DEBLOCK, add_reference_weights_flag, apply_strength, choice_row, describe, jpeg_quality,
-                         read_choices, write_choices)
-from reference_weights import add_offline_flag, weights_for_default
-from utils import (ArgParser, UserError, add_legacy_flags, add_test_noise, non_negative, progress, psnr, remove_stale_temp_files, run_cli,
-                   say, shard)
+from photo_noise import (DEBLOCK, REFERENCE_DIR, add_reference_weights_flag, apply_strength, choice_row, describe,
+                         jpeg_quality, read_choices, write_choices)
+from protocols import TASKS, check_model
+from reference_weights import add_offline_flag, fetch_missing, offline, weights_for_default
+from restore import DNCNN3, as_jpeg, bicubic, deblock, upscale
+from utils import (ArgParser, UserError, add_legacy_flags, add_test_noise, in_range, non_negative, progress, psnr,
+                   remove_stale_temp_files, run_cli, say, shard)
 
 DEFAULT_IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "demo")
 DEFAULT_OUT = "demo_output"
@@ -47,8 +51,17 @@ def parse_args(argv=None):
     p.add_argument("--demo_pth_path", default=None,
                    help="checkpoint file or folder for every photo (default: for each photo the model its noise "
                         "calls for, from this project's weights and --reference_weights)")
-    p.add_argument("--test_noiseL", type=non_negative(float), default=25,
-                   help="> 0: add this much synthetic noise first and report PSNR; 0: the images are already noisy")
+    p.add_argument("--test_noiseL", type=non_negative(float), default=None,
+                   help="> 0: add this much synthetic noise first and report PSNR; 0: the images are already noisy "
+                        "(default 25; with --task jpeg or sr 0)")
+    p.add_argument("--task", choices=TASKS, default="denoise",
+                   help="denoise (default); jpeg: remove JPEG blocking; sr: upscale by --scale. Both with DnCNN-3 "
+                        "(default: the DnCNN authors' DnCNN3.mat, fetched on first use; or --demo_pth_path), on the "
+                        "gray image or a colour photo's Y")
+    p.add_argument("--scale", type=in_range(int, 2, 4), default=2, help="--task sr: the upscaling factor (2, 3 or 4)")
+    p.add_argument("--quality", type=in_range(int, 1, 100), default=None,
+                   help="--task jpeg: save each photo as a JPEG of this IJG quality first (colour 4:2:0) and report "
+                        "PSNR; without it the photos are taken as the JPEGs they are (their quality read and said)")
     p.add_argument("--out", default=None,
                    help="output folder (default: %s; for images in data/<folder>, data/<folder>/result)" % DEFAULT_OUT)
     p.add_argument("--seed", type=int, default=0)
@@ -64,7 +77,14 @@ def parse_args(argv=None):
     add_reference_weights_flag(p)
     add_offline_flag(p)
     add_legacy_flags(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.task != "denoise" and args.test_noiseL:
+        p.error("--test_noiseL adds Gaussian noise for --task denoise; --task jpeg tests with --quality")
+    if args.quality is not None and args.task != "jpeg":
+        p.error("--quality goes with --task jpeg")
+    if args.test_noiseL is None:
+        args.test_noiseL = 25.0 if args.task == "denoise" else 0.0
+    return args
 
 
 class ImageProgress:
@@ -101,17 +121,21 @@ class ImageProgress:
         self.bar.close()
 
 
-def output_name(path, clashes=()):
-    """'<stem>_denoised.<ext>' for an input: TIFF stays TIFF (16-bit or float kept), anything else is PNG
-    (lossless, 8 or 16 bits, alpha). Files whose stems clash in a folder (IMG_1.jpg, IMG_1.heic) keep their
-    extension in the name (IMG_1_jpg_denoised.png)."""
+def output_name(path, clashes=(), suffix="denoised"):
+    """'<stem>_denoised.<ext>' for an input (--task jpeg: _deblocked, sr: _x<scale>): TIFF stays TIFF (16-bit or
+    float kept), anything else is PNG (lossless, 8 or 16 bits, alpha). Files whose stems clash in a folder
+    (IMG_1.jpg, IMG_1.heic) keep their extension in the name (IMG_1_jpg_denoised.png)."""
     stem, ext = os.path.splitext(os.path.basename(path))
     if path in clashes:
         stem += "_" + ext.lstrip(".").lower()
-    return stem + "_denoised" + (".tif" if ext.lower() in TIFF_EXTENSIONS else ".png")
+    return stem + "_" + suffix + (".tif" if ext.lower() in TIFF_EXTENSIONS else ".png")
 
 
-def plan_outputs(files, image_root, out_root, compare=True):
+def output_suffix(args):
+    return {"denoise": "denoised", "jpeg": "deblocked", "sr": "x%d" % args.scale}[args.task]
+
+
+def plan_outputs(files, image_root, out_root, compare=True, suffix="denoised"):
     """One job per input file: {'src', 'denoised', and with compare 'compare'} paths, sub-folders of
     image_root mirrored under out_root."""
     by_stem = {}
@@ -121,9 +145,10 @@ def plan_outputs(files, image_root, out_root, compare=True):
     jobs = []
     for f in files:
         folder = os.path.join(out_root, os.path.relpath(os.path.dirname(f), image_root))
-        job = {"src": f, "denoised": os.path.normpath(os.path.join(folder, output_name(f, clashes)))}
+        job = {"src": f, "denoised": os.path.normpath(os.path.join(folder, output_name(f, clashes, suffix)))}
         if compare:
-            job["compare"] = job["denoised"].rsplit("_denoised", 1)[0] + "_compare.png"
+            stem = job["denoised"].rsplit("_" + suffix, 1)[0]
+            job["compare"] = stem + ("" if suffix == "denoised" else "_" + suffix) + "_compare.png"
         jobs.append(job)
     return jobs
 
@@ -176,7 +201,11 @@ def denoise_folder(args):
     rank, local_rank, world = dist_env()
     device, precision = prepare_device(args, local_rank, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     chosen, net = None, None
-    if args.demo_pth_path is None:
+    if args.task != "denoise":
+        if not args.dry_run:
+            model, net = load_net(args, task_weights(args), device, precision)
+            check_model(model, args.task)
+    elif args.demo_pth_path is None:
         chosen = ChosenNets(args, device, precision, weights_for_default(args))
     elif not args.dry_run:
         net = load_net(args, args.demo_pth_path, device, precision)[1]
@@ -185,7 +214,8 @@ def denoise_folder(args):
     if not files:
         raise UserError("no usable image in %s" % image_path)
     tag = "[rank %d of %d] " % (rank, world) if world > 1 else ""
-    jobs = shard(plan_outputs(files, image_path, out_path, compare=not args.no_compare), rank, world)
+    jobs = shard(plan_outputs(files, image_path, out_path, compare=not args.no_compare, suffix=output_suffix(args)),
+                 rank, world)
     if args.dry_run:
         return dry_run(args, chosen, jobs, image_path, out_path, tag)
     todo = jobs if args.overwrite else [job for job in jobs if not outputs_exist(job)]
@@ -209,6 +239,10 @@ def denoise_folder(args):
         del pixels, decoded
         bar.start(img.shape[1] * img.shape[2])
         noisy = add_test_noise(torch.from_numpy(img), args.test_noiseL, args.seed).numpy() if args.test_noiseL > 0 else img
+        if args.task != "denoise":
+            results.append(restore_photo(args, net, device, precision, job, name, img, alpha, depth, bar))
+            bar.finish()
+            continue
         if chosen is not None:
             quality = jpeg_quality(job["src"]) if args.test_noiseL == 0 else None
             out, reading, choice, deblocked = chosen.denoise(
@@ -251,6 +285,47 @@ def denoise_folder(args):
     return results
 
 
+def task_weights(args):
+    """--task jpeg / sr's weights: --demo_pth_path, else the DnCNN authors' DnCNN-3 (fetched on first use into the
+    default reference folder)."""
+    if args.demo_pth_path is not None:
+        return args.demo_pth_path
+    if os.path.abspath(args.reference_weights) == os.path.abspath(REFERENCE_DIR):
+        fetch_missing([DNCNN3], REFERENCE_DIR, offline(args))
+    path = os.path.join(args.reference_weights, DNCNN3)
+    if not os.path.isfile(path):
+        raise UserError("--task %s needs DnCNN-3 (%s): bash weights/get_reference_weights.sh --only %s, or pass "
+                        "--demo_pth_path" % (args.task, path, DNCNN3))
+    return path
+
+
+def restore_photo(args, net, device, precision, job, name, img, alpha, depth, bar):
+    """--task jpeg / sr on one photo: the output and its side-by-side written, a line said; (path, PSNR or None)."""
+    run = dict(amp=precision.dtype, tile=args.tile, x8=args.x8, on_progress=bar.advance)
+    value = None
+    if args.task == "sr":
+        out, alpha = upscale(net, img, args.scale, device, **run), None
+        panels = [("bicubic x%d" % args.scale, bicubic(img, args.scale)), ("DnCNN-3 x%d" % args.scale, out)]
+        say("%s upscaled x%d to %dx%d" % (name, args.scale, out.shape[2], out.shape[1]))
+    else:
+        source = img if args.quality is None else as_jpeg(img, args.quality)
+        out = deblock(net, source, device, **run)
+        panels = [("JPEG" if args.quality is None else "JPEG q%d" % args.quality, source), ("deblocked", out)]
+        if args.quality is not None:
+            value = psnr(img, out)
+            panels[1] = ("deblocked %.2f dB" % value, out)
+            panels.append(("original", img))
+            say("%s PSNR %f (JPEG q%d %f)" % (name, value, args.quality, psnr(img, source)))
+        else:
+            quality = jpeg_quality(job["src"])
+            say("%s deblocked (%s)" % (name, "JPEG quality %d" % quality if quality is not None
+                                       else "not a JPEG file: deblocked as asked"))
+    if "compare" in job:
+        write_pixels(job["compare"], side_by_side(panels))
+    write_image(job["denoised"], out, depth, alpha)
+    return job["src"], value
+
+
 def noisy_photos(args, jobs):
     """(job, noisy (C, H, W) float) of each job's photo, with the test noise when --test_noiseL > 0."""
     for job, decoded in prefetched(jobs, lambda job: decode_image(job["src"])):
@@ -264,7 +339,13 @@ def dry_run(args, chosen, jobs, image_path, out_path, tag):
     """--dry_run: each photo's reading and what it would get, one line each; nothing written."""
     for job, noisy in noisy_photos(args, jobs):
         name = os.path.relpath(job["src"], image_path)
-        if chosen is None:
+        if args.task == "sr":
+            say("%s: x%d to %dx%d with DnCNN-3" % (name, args.scale, args.scale * noisy.shape[2],
+                                                  args.scale * noisy.shape[1]))
+        elif args.task == "jpeg":
+            quality = args.quality or jpeg_quality(job["src"])
+            say("%s: %s -> DnCNN-3 deblocks it" % (name, "not a JPEG" if quality is None else "JPEG quality %d" % quality))
+        elif chosen is None:
             say("%s: %s, strength %.2f" % (name, args.demo_pth_path, args.strength))
         elif chosen.deblocks(quality := jpeg_quality(job["src"]) if args.test_noiseL == 0 else None):
             say("%s: JPEG quality %d -> %s, then the noise read on the deblocked photo" % (name, quality, DEBLOCK))

@@ -4,7 +4,8 @@ the chroma kept (deblocking) or bicubic-upscaled (super-resolution). Photos are 
 in BGR as images.read_image and demo.py hold them."""
 import numpy as np
 
-from degrade import matlab_imresize, rgb2ycbcr, ycbcr2rgb
+from degrade import jpeg_roundtrip, matlab_imresize, rgb2ycbcr, ycbcr2rgb
+from images import to_depth
 from inference import denoise_any
 
 DNCNN3 = "cszn/DnCNN3.mat"  # under the reference folder: the default model of both tasks, fetched on first use
@@ -45,3 +46,16 @@ def upscale(net, img, scale, device, **run):
     bicubic, as the authors' colour super-resolution."""
     up = matlab_imresize(to_ycbcr(img), scale)
     return from_ycbcr(through_luma(net, up, device, **run))
+
+
+def bicubic(img, scale):
+    """MATLAB's bicubic upscaling of a photo, for comparison with upscale's."""
+    return from_ycbcr(matlab_imresize(to_ycbcr(img), scale))
+
+
+def as_jpeg(img, quality):
+    """A (C, H, W) BGR float photo saved as a JPEG of IJG quality `quality` (colour 4:2:0, as cameras and web
+    pages save) and decoded: demo.py --task jpeg --quality's test input."""
+    u8 = to_depth(np.transpose(img, (1, 2, 0)), np.uint8)
+    decoded = jpeg_roundtrip(u8[..., 0] if img.shape[0] == 1 else u8[..., ::-1], quality)
+    return (decoded[None] if decoded.ndim == 2 else np.transpose(decoded[..., ::-1], (2, 0, 1))).astype(np.float32) / 255.0

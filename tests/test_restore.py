@@ -52,3 +52,13 @@ def test_upscale_is_bicubic_plus_the_models_luma():
     up = upscale(residual_net(0.02), img, 2, CPU, tile=0)
     np.testing.assert_allclose(to_ycbcr(up)[..., 0], to_ycbcr(upscale(residual_net(0.0), img, 2, CPU, tile=0))[..., 0]
                                - 0.02, atol=1e-5)
+
+
+def test_as_jpeg_is_libjpegs_round_trip_in_bgr():
+    from degrade import jpeg_roundtrip
+    from restore import as_jpeg
+    img = photo(h=32, w=32)
+    out = as_jpeg(img, 30)
+    rgb = np.rint(np.transpose(img[::-1], (1, 2, 0)) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(np.rint(out * 255).astype(np.uint8), np.transpose(jpeg_roundtrip(rgb, 30), (2, 0, 1))[::-1])
+    assert as_jpeg(photo(1), 50).shape == (1, 24, 20)
