@@ -14,8 +14,9 @@ with the photo (--tile auto: tiles as memory allows, the output the whole image'
 whose outputs exist (--overwrite redoes them); under torchrun the ranks split the folder.
 Without --demo_pth_path each photo's noise is read and the model chosen for it (photo_noise; said per photo and
 written to choices.csv in the output folder): with the DnCNN authors' files there, FDnCNN told the noise level
-read off the photo (times --strength; --noise_level N fixes it), a JPEG of low quality (read off its
-quantisation tables) deblocked by DnCNN-3 first.
+read off the photo (times --strength; --noise_level N fixes it), or for white noise on a colour photo ADNet
+cblind (photo_noise.HYBRID), a JPEG of low quality (read off its quantisation tables) deblocked by DnCNN-3
+first.
 """
 import os
 import time

@@ -10,10 +10,10 @@ from collections import defaultdict, namedtuple
 
 import numpy as np
 
-from photo_noise import RULE, Level, Reading, choose_model, noise_kind, noise_level, strength_kind
+from photo_noise import (HYBRID, KEPT, RULE, TOLD, Hybrid, Level, Reading, choose_model,
+                         hybrid_pick, noise_kind, noise_level, strength_kind)
 
 STRENGTHS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5)
-KEPT = "kept as it is"
 PSNR_CAP = 50.0  # a photo kept within 50 dB of itself counts as kept: a clean photo's PSNR is infinite
 # the thresholds fit() tries (8-bit units)
 CAMERA_BELOW = (0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
@@ -213,3 +213,99 @@ def fit_deblock(cases, not_deblocked, deblocked):
             groups[(photo_set, label)].append(psnrs[deblocked if quality <= cut else not_deblocked])
         return sum(float(np.mean(v)) for v in groups.values())
     return max(DEBLOCK_UP_TO, key=score)
+
+
+# Which model a colour photo gets with FDnCNN there (photo_noise.Hybrid), fitted from the same rows: FDnCNN's
+# curve of levels and the references' outputs at each strength
+HYBRID_MODELS = ("ADNet c15", "ADNet cblind")  # the references the default fetches that the grids ran
+WHITE_CUTS = (30.0, 40.0, 51.0)  # the band edges fit_hybrid tries (8-bit units; finer ones: docs/real-noise.md)
+NO_WORSE = 0.1  # dB: a fitted Hybrid loses at most this on a group (a set and sigma, PolyU) to FDnCNN told a level
+
+HybridCase = namedtuple("HybridCase", "fold group image reading curve outputs")
+
+
+def hybrid_cases(rows, model="FDnCNN color"):
+    """[HybridCase] from photo_grid's rows: the photos with `model`'s curve (level_cases) and, where run, the
+    other models' outputs at each strength."""
+    outputs = defaultdict(dict)
+    for r in rows:
+        if "strengths" in r:
+            outputs[(r.get("set", ""), r["image"], r["sigma"])][r["model"]] = {
+                float(s): min(v, PSNR_CAP) for s, v in r["strengths"].items()}
+    return [HybridCase(*c, outputs[(c.fold if c.group != "real" else "PolyU", c.image, c.group)])
+            for c in level_cases(rows, model)]
+
+
+def pick_psnr(case, pick, level):
+    """The PSNR of a case under a pick (photo_noise.hybrid_pick's), FDnCNN told levels by `level`."""
+    model, strength = pick
+    if model == TOLD or case.reading.kind == "clean":
+        return psnr_at(case, noise_level(case.reading, level))
+    return case.curve[0][1] if model == KEPT else case.outputs[model][strength]
+
+
+def hybrid_psnr(case, hybrid, level):
+    return pick_psnr(case, hybrid_pick(case.reading, hybrid), level)
+
+
+def hybrid_means(cases, hybrid, level):
+    """{group: mean PSNR under the Hybrid} (level_group's groups)."""
+    groups = defaultdict(list)
+    for case in cases:
+        groups[level_group(case)].append(hybrid_psnr(case, hybrid, level))
+    return {g: float(np.mean(v)) for g, v in groups.items()}
+
+
+def fit_hybrid(cases, level, no_worse=NO_WORSE, models=HYBRID_MODELS, strengths=STRENGTHS, cuts=WHITE_CUTS):
+    """The Hybrid of the highest sum over groups (level_group's) of the mean PSNR on `cases`, FDnCNN told levels
+    by `level`: over 1 to 3 white bands with edges from `cuts`, each part (camera, each band, heavy) the best of
+    TOLD, KEPT and `models` at each strength that loses at most `no_worse` dB on no group to TOLD, and the
+    whole Hybrid too (else the next best partition; none: TOLD everywhere). The first of ties: TOLD."""
+    models = [m for m in models if all(m in c.outputs for c in cases)]
+    options = [(TOLD, 1.0), (KEPT, 0.0)] + [(m, s) for m in models for s in strengths]
+    sizes = defaultdict(int)
+    for case in cases:
+        sizes[level_group(case)] += 1
+    weight = np.array([1.0 / sizes[level_group(c)] for c in cases])
+    groups = sorted(set(sizes), key=str)
+    member = np.array([[level_group(c) == g for g in groups] for c in cases], float)  # case x group
+    psnrs = np.array([[pick_psnr(c, o, level) if c.reading.kind != "clean" or o == options[0] else
+                       pick_psnr(c, options[0], level) for o in options] for c in cases])  # case x option
+    gains = (psnrs - psnrs[:, :1]) * weight[:, None]  # against TOLD, each case weighing 1 / its group's size
+
+    def best(part):
+        """(gain, option) of the best option for the cases in `part` (a mask) losing under no_worse a group."""
+        by_group = member[part].T @ gains[part]  # group x option
+        ok = by_group.min(axis=0) >= -no_worse
+        total = np.where(ok, gains[part].sum(axis=0), -np.inf)
+        return float(total[int(np.argmax(total))]), options[int(np.argmax(total))]
+
+    sigma = np.array([c.reading.sigma for c in cases])
+    kinds = np.array([c.reading.kind for c in cases])
+    camera = best(kinds == "camera")
+    top = (0.0, Hybrid(options[0], ((cuts[-1], options[0]),), options[0]))
+    for n in (1, 2, 3):
+        for edges in itertools.combinations(cuts, n):
+            lows = (0.0,) + edges[:-1]
+            bands = [best((kinds == "white") & (sigma >= lo) & (sigma < hi)) for lo, hi in zip(lows, edges)]
+            heavy = best((kinds == "heavy") | ((kinds == "white") & (sigma >= edges[-1])))
+            hybrid = Hybrid(camera[1], tuple(zip(edges, (b[1] for b in bands))), heavy[1])
+            gain = camera[0] + heavy[0] + sum(b[0] for b in bands)
+            if gain > top[0] + 1e-9:
+                chosen = [options.index(hybrid_pick(c.reading, hybrid)) for c in cases]
+                if (member.T @ gains[np.arange(len(cases)), chosen]).min() < -no_worse:
+                    continue
+                top = (gain, hybrid)
+    return top[1]
+
+
+def held_out_hybrid(cases, no_worse=NO_WORSE):
+    """{fold: (Level, Hybrid fitted without it, [(case, psnr)] of its cases)}: the level and then the Hybrid
+    fitted on the other folds."""
+    result = {}
+    for fold in sorted({c.fold for c in cases}):
+        train = [c for c in cases if c.fold != fold]
+        level = fit_level(train)
+        hybrid = fit_hybrid(train, level, no_worse)
+        result[fold] = (level, hybrid, [(c, hybrid_psnr(c, hybrid, level)) for c in cases if c.fold == fold])
+    return result

@@ -87,6 +87,16 @@ FLAT_QUANTILE, FLAT_BLOCK = 0.1, 16  # sigma_flat: the 10th percentile of 16 x 1
 # A JPEG whose IJG quality (read off its quantisation tables) is at most this is deblocked by DnCNN-3 first
 DEBLOCK_UP_TO = 70
 
+# With FDnCNN there, which model a colour photo gets, by its reading (FDnCNN told the level read is not the
+# best everywhere: ADNet cblind is ahead on light white noise, where the level read misses). Each pick is
+# (TOLD: FDnCNN told the level read; KEPT; or a reference's name, strength): `camera` for a camera's noise,
+# `white` ((below, pick), ...) for white noise, the first band whose `below` is over the reading, `heavy` for
+# white noise reading over the last band and for heavy noise. A reference whose weights are not there: FDnCNN.
+# Gray photos and deblocked JPEGs: FDnCNN (no grid measures the others there). Fitted by photo_fit.fit_hybrid,
+# held out (docs/real-noise.md).
+TOLD, KEPT = "FDnCNN told a level", "kept as it is"
+Hybrid = namedtuple("Hybrid", "camera white heavy")
+HYBRID = Hybrid((TOLD, 1.0), ((HEAVY_ABOVE, ("ADNet cblind", 1.0)),), (TOLD, 1.0))
 RULE = Rule(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, HEAVY_ABOVE, LIGHT_BELOW, WHITE_15, STRENGTH)
 
 # 8-bit units; kind: clean, white, heavy or camera
@@ -175,13 +185,33 @@ def strength_kind(reading, channels, rule=RULE):
     return ("colour" if channels == 3 else "gray"), kind
 
 
-def choose_model(reading, channels, available, rule=RULE, strength=1.0, level=None, deblocked=False):
+def hybrid_pick(reading, hybrid=HYBRID):
+    """The (TOLD, KEPT or a reference's name, strength) a Hybrid gives a colour photo's reading."""
+    if reading.kind == "camera":
+        return hybrid.camera
+    if reading.kind == "white":
+        for below, pick in hybrid.white:
+            if reading.sigma < below:
+                return pick
+    return hybrid.heavy
+
+
+def choose_model(reading, channels, available, rule=RULE, strength=1.0, level=None, deblocked=False,
+                 hybrid=HYBRID, level_rule=LEVEL):
     """The Choice for a photo of `channels` whose noise reads `reading`, from {name: weights} available;
     `strength` scales the rule's strength for the kind, or an FDnCNN's level (the user's --strength); `level`
-    fixes an FDnCNN's level (--noise_level); deblocked: the photo is a JPEG DnCNN-3 deblocked."""
+    fixes an FDnCNN's level (--noise_level); deblocked: the photo is a JPEG DnCNN-3 deblocked. With FDnCNN
+    there, `hybrid` picks between it (told a level by `level_rule`) and the references."""
     photo = "colour" if channels == 3 else "gray"
     if FDNCNN[photo] in available and (level is not None or reading.kind != "clean"):
-        told = strength * noise_level(reading, deblocked=deblocked) if level is None else float(level)
+        why = "%s noise on a %s photo" % (reading.kind, photo)
+        pick, pick_strength = hybrid_pick(reading, hybrid)
+        if level is None and photo == "colour" and not deblocked and pick != TOLD:
+            if pick == KEPT:
+                return Choice(None, None, why + ": kept", 0.0)
+            if pick in available:
+                return Choice(pick, available[pick], why, strength * pick_strength)
+        told = strength * noise_level(reading, level_rule, deblocked) if level is None else float(level)
         return Choice(FDNCNN[photo], available[FDNCNN[photo]], "%s noise on a %s photo" % (reading.kind, photo),
                       strength, told)
     if reading.kind == "clean":

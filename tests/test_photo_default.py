@@ -144,3 +144,25 @@ def test_fit_level_finds_the_levels_that_peak_and_the_deblocking_cut_off():
     assert set(held_out_level(cases)) == {"Sony", "Kodak24", "McMaster"}
     jpegs = {("A", "img", "q%d" % q): {"deblocked": 30.0 + (q <= 50), "not": 30.5} for q in (10, 30, 50, 70, 90)}
     assert fit_deblock(jpegs, "not", "deblocked") == 50
+
+
+def test_with_the_references_white_noise_under_heavy_goes_to_adnet_cblind():
+    """photo_noise.HYBRID (fitted held out, docs/real-noise.md): white noise -> ADNet cblind; a camera's noise,
+    heavy noise, gray photos, deblocked JPEGs and a level given -> FDnCNN; cblind not there -> FDnCNN."""
+    from photo_noise import HEAVY_ABOVE, HYBRID, KEPT, TOLD, Hybrid
+    assert HYBRID.camera[0] == TOLD and HYBRID.heavy[0] == TOLD
+    there = {FDNCNN["colour"]: "f", FDNCNN["gray"]: "g", "ADNet cblind": "b", "ADNet c15": "c"}
+    white = Reading(20.0, 22.0, "white", 18.0)
+    choice = choose_model(white, 3, there, strength=0.8)
+    assert (choice.name, choice.weights, choice.level) == ("ADNet cblind", "b", None)
+    assert choice.strength == pytest.approx(0.8 * HYBRID.white[0][1][1])
+    assert choose_model(Reading(HEAVY_ABOVE + 5, 60.0, "heavy", 50.0), 3, there).name == FDNCNN["colour"]
+    assert choose_model(Reading(0.8, 3.0, "camera", 0.5), 3, there).name == FDNCNN["colour"]
+    assert choose_model(white, 1, there).name == FDNCNN["gray"]
+    assert choose_model(white, 3, there, deblocked=True).name == FDNCNN["colour"]
+    assert choose_model(white, 3, there, level=12.0).level == 12.0
+    assert choose_model(white, 3, {FDNCNN["colour"]: "f"}).name == FDNCNN["colour"]
+    assert choose_model(Reading(0.1, 0.2, "clean"), 3, there).name is None
+    keep = Hybrid((TOLD, 1.0), ((HEAVY_ABOVE, (KEPT, 0.0)),), (TOLD, 1.0))
+    assert choose_model(white, 3, there, hybrid=keep).name is None
+    assert choose_model(white, 3, there, hybrid=keep._replace(white=((10.0, (KEPT, 0.0)),))).name == FDNCNN["colour"]

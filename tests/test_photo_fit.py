@@ -110,3 +110,80 @@ def test_shipped_gray_strengths_are_what_gray_grids_fit_with_the_thresholds_kept
         assert rule.strength[("gray", kind)] == photo_noise.STRENGTH[("gray", kind)]
     assert photo_noise.STRENGTH[("gray", "camera")] == 0.5 and photo_noise.STRENGTH[("gray", "heavy")] == 1.5
 
+
+
+# photo_noise.Hybrid: FDnCNN told a level or a reference, per reading, fitted and scored held out
+from photo_fit import HybridCase, fit_hybrid, held_out_hybrid, hybrid_cases, hybrid_psnr  # noqa: E402
+from photo_noise import KEPT, LEVEL, TOLD, Hybrid, hybrid_pick  # noqa: E402
+
+
+def hybrid_case(fold, group, sigma, kind, told, others):
+    """A made-up photo: FDnCNN gives `told` dB at any level of 1 and over, the photo kept 20, and each of
+    `others` ({model: dB}) that at strength 1, 1 dB less at any other strength."""
+    outputs = {m: {s: v - (s != 1.0) for s in STRENGTHS} for m, v in others.items()}
+    return HybridCase(fold, group, "%s_%s" % (fold, sigma), Reading(sigma, sigma, kind, sigma),
+                      [(0.0, 20.0), (1.0, told), (200.0, told)], outputs)
+
+
+def hybrid_grid(cblind_at_40=31.0):
+    """Two sets with white noise reading 10 and 40 where ADNet cblind beats FDnCNN by 1 dB (at 40:
+    cblind_at_40), heavy noise where FDnCNN wins, and a camera's noise where FDnCNN wins."""
+    cases = []
+    for fold in ("A", "B"):
+        for i in range(2):
+            cases.append(hybrid_case(fold, 10, 10.0 + i, "white", 30.0, {"ADNet cblind": 31.0, "ADNet c15": 25.0}))
+            cases.append(hybrid_case(fold, 40, 40.0 + i, "white", 30.0, {"ADNet cblind": cblind_at_40,
+                                                                         "ADNet c15": 20.0}))
+            cases.append(hybrid_case(fold, 75, 60.0 + i, "heavy", 25.0, {"ADNet cblind": 20.0, "ADNet c15": 15.0}))
+            cases.append(hybrid_case(fold + "cam", "real", 1.0, "camera", 38.0, {"ADNet cblind": 35.0,
+                                                                                 "ADNet c15": 37.0}))
+    return cases
+
+
+def test_the_hybrid_gives_each_reading_the_model_that_wins_it():
+    hybrid = fit_hybrid(hybrid_grid(), LEVEL)
+    assert hybrid.camera == (TOLD, 1.0) and hybrid.heavy == (TOLD, 1.0)
+    assert [pick for _, pick in hybrid.white] == [("ADNet cblind", 1.0)] * len(hybrid.white)
+    assert hybrid.white[-1][0] > 41.0  # both white groups under the last band's edge
+    for case in hybrid_grid():
+        assert hybrid_psnr(case, hybrid, LEVEL) == max([case.curve[1][1]] + [v[1.0] for v in case.outputs.values()])
+
+
+def test_the_hybrid_loses_no_group_to_fdncnn_by_more_than_no_worse():
+    """cblind 1 dB ahead at reading 10 but 0.5 dB behind at 40: a band under 30 only, or with no band edge
+    between them FDnCNN everywhere."""
+    cases = hybrid_grid(cblind_at_40=29.5)
+    hybrid = fit_hybrid(cases, LEVEL, cuts=(30.0, 51.0))
+    assert [hybrid_pick(Reading(s, s, "white"), hybrid) for s in (10.0, 40.0)] == [("ADNet cblind", 1.0),
+                                                                                  (TOLD, 1.0)]
+    assert fit_hybrid(cases, LEVEL, cuts=(51.0,)).white == ((51.0, (TOLD, 1.0)),)
+    assert fit_hybrid(cases, LEVEL, cuts=(51.0,), no_worse=1.0).white == ((51.0, ("ADNet cblind", 1.0)),)
+
+
+def test_the_hybrid_is_scored_on_each_fold_by_one_fitted_without_it():
+    """Only fold A says cblind wins at reading 40; held out, A gets FDnCNN there."""
+    cases = [c for c in hybrid_grid(cblind_at_40=29.0) if not (c.fold == "A" and c.group == 40)]
+    cases += [hybrid_case("A", 40, 40.0 + i, "white", 30.0, {"ADNet cblind": 33.0, "ADNet c15": 20.0})
+              for i in range(2)]
+    folds = held_out_hybrid(cases)
+    _, hybrid, scored = folds["A"]
+    assert all(psnr == 30.0 for case, psnr in scored if case.group == 40)
+    assert fit_hybrid(cases, LEVEL, no_worse=10.0).white[-1][1][0] == "ADNet cblind"  # in sample: cblind
+
+
+def test_a_kept_pick_keeps_the_photo():
+    case = hybrid_case("A", 5, 5.0, "white", 30.0, {"ADNet cblind": 31.0})
+    assert hybrid_psnr(case, Hybrid((TOLD, 1.0), ((51.0, (KEPT, 0.0)),), (TOLD, 1.0)), LEVEL) == 20.0
+
+
+def test_hybrid_cases_join_fdncnns_levels_and_the_references_outputs():
+    reading = [10.0, 10.0, "white", 9.0]
+    rows = [{"set": "Kodak24", "image": "a.png", "sigma": 10, "model": KEPT, "psnr": 28.0, "reading": reading,
+             "channels": 3},
+            {"set": "Kodak24", "image": "a.png", "sigma": 10, "model": "FDnCNN color", "psnr": 33.0, "level": 10.0,
+             "reading": reading, "channels": 3},
+            {"set": "Kodak24", "image": "a.png", "sigma": 10, "model": "ADNet cblind", "psnr": 34.0,
+             "reading": reading, "channels": 3, "strengths": {"1": 34.0, "0.5": 31.0}}]
+    [case] = hybrid_cases(rows)
+    assert (case.fold, case.group, case.curve) == ("Kodak24", 10, [(0.0, 28.0), (10.0, 33.0)])
+    assert case.outputs == {"ADNet cblind": {1.0: 34.0, 0.5: 31.0}}

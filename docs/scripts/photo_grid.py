@@ -28,11 +28,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from checkpoints import load_model  # noqa: E402
 from images import find_pairs, list_images, read_image  # noqa: E402
 from inference import ChosenNets, denoise_any, inference_net  # noqa: E402
-from photo_fit import (PSNR_CAP, STRENGTHS, cases_from_rows, choice_under, fit, fit_deblock, fit_level,  # noqa: E402
-                       group_key, held_out, held_out_level, level_cases, level_group, noise_level, psnr_at, psnr_of)
+from photo_fit import (PSNR_CAP, STRENGTHS, cases_from_rows, choice_under, fit, fit_deblock, fit_hybrid,  # noqa: E402
+                       fit_level, group_key, held_out, held_out_hybrid, held_out_level, hybrid_cases, hybrid_psnr,
+                       level_cases, level_group, noise_level, psnr_at, psnr_of)
 from precision import precision_for  # noqa: E402
 from restore import deblock  # noqa: E402
-from photo_noise import (DEBLOCK, LEVEL, RULE, SHIPPED, Reading, apply_strength,  # noqa: E402
+from photo_noise import (DEBLOCK, HYBRID, LEVEL, RULE, SHIPPED, Reading, apply_strength,  # noqa: E402
                          available_weights, choose_model, jpeg_quality, read_noise)
 from utils import eight_bit_noisy, psnr  # noqa: E402
 
@@ -320,6 +321,47 @@ def level_table(paths, model="FDnCNN color"):
     print("- fitted on all: %s" % (everything,))
 
 
+def hybrid_table(paths, model="FDnCNN color"):
+    """photo_noise.Hybrid (FDnCNN told a level, or a reference, per reading) fitted without each fold (camera
+    make, set) and scored on it, beside every model at strength 1, FDnCNN told the true sigma and FDnCNN told
+    the level read everywhere (held out, today's default before the Hybrid): Markdown."""
+    cases = hybrid_cases(read_rows(paths), model)
+    folds = held_out_hybrid(cases)
+    held = {id(c): value for _, _, scored in folds.values() for c, value in scored}
+    told_held = {id(c): value for _, scored in held_out_level(cases).values() for c, _, value in scored}
+    everything = fit_level(cases)
+    in_sample = fit_hybrid(cases, everything)
+    groups = defaultdict(list)
+    for case in cases:
+        groups[level_group(case)].append(case)
+    order = sorted(groups, key=lambda g: (g[0] != "PolyU", g[0], -1 if g[1] == "real" else g[1]))
+    mean = lambda g, f: float(np.mean([f(c) for c in groups[g]]))  # noqa: E731
+    models = sorted(set.intersection(*(set(c.outputs) for c in cases)))
+    lines = [("noisy input", lambda c: c.curve[0][1])]
+    lines += [(m, lambda c, m=m: c.outputs[m][1.0]) for m in models]
+    exact = [g for g in order if g[1] not in ("real", 0) and all(float(g[1]) in dict(c.curve) for c in groups[g])]
+    lines += [(model + " told σ", lambda c: dict(c.curve)[float(c.group)])]
+    best = {g: max(((mean(g, f), name) for name, f in lines[1:] if not name.endswith("σ") or g in exact),
+                   key=lambda t: t[0]) for g in order}
+    print("| | " + " | ".join("%s %s" % (g[0], "σ %s" % g[1] if g[1] != "real" else "(real)") for g in order) + " |")
+    print("|---" * (len(order) + 1) + "|")
+    for name, f in lines:
+        print("| %s | " % name + " | ".join(cell(mean(g, f)) if not name.endswith("σ") or g in exact else ""
+                                           for g in order) + " |")
+    for label, f in (("FDnCNN told the level read (before), held out", lambda c: told_held[id(c)]),
+                     ("**default, held out**", lambda c: held[id(c)]),
+                     ("default, in sample (fitted on all)", lambda c: hybrid_psnr(c, in_sample, everything)),
+                     ("default, shipped (photo_noise.HYBRID, LEVEL)", lambda c: hybrid_psnr(c, HYBRID, LEVEL))):
+        print("| %s | " % label + " | ".join("%s (%+.2f)" % (cell(mean(g, f)), mean(g, f) - best[g][0])
+                                             for g in order) + " |")
+    print("| best single model | " + " | ".join(best[g][1] for g in order) + " |")
+    print("\n(in brackets: − the best single model at strength 1 (FDnCNN told the true σ included); PSNR capped at "
+          "%g dB; FDnCNN's PSNR interpolated linearly between the levels run)\n" % PSNR_CAP)
+    for fold, (_, hybrid, scored) in sorted(folds.items()):
+        print("- without %s: %s; on its %d photos" % (fold, hybrid, len(scored)))
+    print("- fitted on all: %s" % (in_sample,))
+
+
 def jpeg_label_quality(label):
     """The quality of a JPEG grid's "q<quality>[ σ<sigma>]"."""
     return int(label.split()[0][1:])
@@ -364,6 +406,9 @@ def main():
                    help="print the default's rule fitted without each camera make / set and scored on it (photo_fit)")
     p.add_argument("--level_held_out", action="store_true",
                    help="print FDnCNN's level fitted without each camera make / set and scored on it (photo_fit)")
+    p.add_argument("--hybrid_held_out", action="store_true",
+                   help="print the choice between FDnCNN told a level and the references (photo_noise.Hybrid) "
+                        "fitted without each camera make / set and scored on it (photo_fit)")
     p.add_argument("--jpeg_table", action="store_true",
                    help="print a JPEG grid's table and the deblocking cut-off fitted without each set")
     p.add_argument("--pairs", action="store_true", help="real pairs (images.find_pairs's layouts), no noise added")
@@ -392,6 +437,8 @@ def main():
         return held_out_table(args.folder)
     if args.level_held_out:
         return level_table(args.folder)
+    if args.hybrid_held_out:
+        return hybrid_table(args.folder)
     if args.jpeg_table:
         return jpeg_table(args.folder)
     args.folder = args.folder[0]
