@@ -99,6 +99,13 @@ Hybrid = namedtuple("Hybrid", "camera white heavy")
 HYBRID = Hybrid((TOLD, 1.0), ((HEAVY_ABOVE, ("ADNet cblind", 1.0)),), (TOLD, 1.0))
 RULE = Rule(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, HEAVY_ABOVE, LIGHT_BELOW, WHITE_15, STRENGTH)
 
+
+def first_use(hybrid=HYBRID):
+    """The reference models the default uses once they are all there (fetched on first use): FDnCNN, DnCNN-3 and
+    the references the hybrid rule picks."""
+    picks = [pick for pick in (hybrid.camera, hybrid.heavy) + tuple(p for _, p in hybrid.white)]
+    return sorted(set(FDNCNN.values()) | {DEBLOCK} | {name for name, _ in picks if name in REFERENCE})
+
 # 8-bit units; kind: clean, white, heavy or camera
 Reading = namedtuple("Reading", "sigma sigma_2x2 kind sigma_flat", defaults=(None,))
 # name None: the photo is kept as it is; level: what an FDnCNN is told (None: not an FDnCNN)

@@ -65,7 +65,7 @@ def fetch_missing(rels, reference_dir, is_offline=False, source=None):
 def weights_for_default(args):
     """{name: path} of the models the per-photo default can use, those it uses fetched first when the reference
     folder is the default one (a folder the user names is taken as it is)."""
-    from photo_noise import REFERENCE, REFERENCE_DIR, available_weights
+    from photo_noise import REFERENCE, REFERENCE_DIR, available_weights, first_use
     if os.path.abspath(args.reference_weights) == os.path.abspath(REFERENCE_DIR):
-        fetch_missing(sorted(set(REFERENCE.values())), REFERENCE_DIR, offline(args))
+        fetch_missing([REFERENCE[name] for name in first_use()], REFERENCE_DIR, offline(args))
     return available_weights(reference_dir=args.reference_weights)

@@ -72,10 +72,18 @@ def test_offline_and_no_network_fetch_nothing(tmp_path, monkeypatch, capsys):
 def test_the_default_fetches_into_the_default_folder_only(mirror, tmp_path, monkeypatch):
     dest = str(tmp_path / "reference")
     monkeypatch.setattr(photo_noise, "REFERENCE_DIR", dest)
-    monkeypatch.setattr(photo_noise, "REFERENCE", {"ADNet c15": "adnet/color/c15"})
+    monkeypatch.setattr(photo_noise, "REFERENCE", {"ADNet c15": "adnet/color/c15", "ADNet g15": "adnet/g15"})
+    monkeypatch.setattr(photo_noise, "first_use", lambda: ["ADNet c15"])
     monkeypatch.setenv(reference_weights.SOURCE_ENV, "file://%s" % mirror)
     other = str(tmp_path / "users_folder")
     assert "ADNet c15" not in reference_weights.weights_for_default(argparse.Namespace(reference_weights=other))
     assert not os.path.exists(dest)
     found = reference_weights.weights_for_default(argparse.Namespace(reference_weights=dest))
     assert found["ADNet c15"] == os.path.join(dest, "adnet/color/c15")
+    assert not os.path.exists(os.path.join(dest, "adnet", "g15"))  # what the default does not use is not fetched
+
+
+def test_first_use_is_what_the_default_picks_with_everything_there():
+    names = photo_noise.first_use()
+    assert set(names) == {"FDnCNN color", "FDnCNN gray", "DnCNN-3", "ADNet cblind"}
+    assert all(name in photo_noise.REFERENCE for name in names)
