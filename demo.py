@@ -27,8 +27,8 @@ import torch
 from device import dist_env
 from images import (TIFF_EXTENSIONS, decode_image, list_images, pixels_to_float, prefetched, to_depth, to_hwc,
                     write_image, write_pixels)
-from inference import (GRAY_ON_COLOUR, ChosenNets, add_common_inference_flags, denoise_any, load_net,
-                       prepare_device)
+from inference import (GRAY_ON_COLOUR, ChosenNets, add_common_inference_flags, denoise_any, fixed_level, level_for,
+                       load_net, prepare_device)
 from models import unwrap
 from photo_noise import (DEBLOCK, REFERENCE_DIR, add_reference_weights_flag, apply_strength, choice_row, describe,
                          jpeg_quality, read_choices, write_choices)
@@ -247,7 +247,7 @@ def denoise_folder(args):
         if chosen is not None:
             quality = jpeg_quality(job["src"]) if args.test_noiseL == 0 else None
             out, reading, choice, deblocked = chosen.denoise(
-                noisy, quality, args.noise_level, amp=precision.dtype, tile=args.tile, x8=args.x8,
+                noisy, quality, fixed_level(args.noise_level), amp=precision.dtype, tile=args.tile, x8=args.x8,
                 gray_on_colour=args.gray_model_on_colour, on_progress=bar.advance)
             say(describe(name, reading, choice, quality, deblocked))
             choices[name] = choice_row(name, reading, choice, quality, deblocked)
@@ -259,9 +259,11 @@ def denoise_folder(args):
                     "each of B, G and R denoised as a gray image" if args.gray_model_on_colour == "channels"
                     else "the luma denoised, the chroma kept"))
                 told = True
+            level = level_for(net, noisy, args.noise_level, args.test_noiseL)
+            if level is not None:
+                say("%s: FDnCNN told noise level %.1f" % (name, level))
             out = denoise_any(net, noisy, device, amp=precision.dtype, tile=args.tile, x8=args.x8,
-                              gray_on_colour=args.gray_model_on_colour, on_progress=bar.advance,
-                              sigma=args.test_noiseL if args.noise_level is None else args.noise_level)
+                              gray_on_colour=args.gray_model_on_colour, on_progress=bar.advance, sigma=level)
             out = apply_strength(noisy, out, args.strength)
         value = None
         if args.test_noiseL > 0:
@@ -351,7 +353,7 @@ def dry_run(args, chosen, jobs, image_path, out_path, tag):
         elif chosen.deblocks(quality := jpeg_quality(job["src"]) if args.test_noiseL == 0 else None):
             say("%s: JPEG quality %d -> %s, then the noise read on the deblocked photo" % (name, quality, DEBLOCK))
         else:
-            reading, choice = chosen.pick(noisy, args.noise_level)
+            reading, choice = chosen.pick(noisy, fixed_level(args.noise_level))
             say(describe(name, reading, choice, quality))
     say("%sdry run: %d images would be written to %s (nothing written)" % (tag, len(jobs), out_path))
     return []

@@ -376,13 +376,42 @@ def add_common_inference_flags(parser):
                         help="how much of the noise the model finds to remove: 1 (default) the model's output, or the "
                              "per-photo default's strength for the photo's noise (with FDnCNN: the level read off the "
                              "photo times this); under 1 lighter (0 keeps the photo), over 1 stronger")
-    parser.add_argument("--noise_level", type=non_negative(float), default=None, metavar="SIGMA",
-                        help="the noise level (0-255 scale) an FDnCNN is told (default: the test noise --test_noiseL; "
-                             "the per-photo default: the level read off each photo)")
+    parser.add_argument("--noise_level", type=noise_level_flag, default=None, metavar="SIGMA|auto",
+                        help="the noise level (0-255 scale) an FDnCNN is told, or auto: read off each image "
+                             "(photo_noise.noise_level); default: the test noise --test_noiseL, auto when it is 0 "
+                             "(the per-photo default: the level read off each photo; a number fixes it)")
     parser.add_argument("--x8", action="store_true",
                         help="self-ensemble: average the outputs for the 8 flips/rotations (8x slower, a little better)")
     parser.add_argument("--no_fold", action="store_true", help="keep batch-norm layers separate")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+AUTO_LEVEL = "auto"
+
+
+def noise_level_flag(value):
+    """--noise_level: 'auto' or a level >= 0."""
+    if value.strip().lower() == AUTO_LEVEL:
+        return AUTO_LEVEL
+    return non_negative(float)(value)
+
+
+def level_for(net, noisy, noise_level, sigma=0.0):
+    """The level an FDnCNN is told for a (C, H, W) noisy image (None for other models): --noise_level as given,
+    read off the image under auto, else the test sigma (auto when that is 0: the image is already noisy)."""
+    if not getattr(unwrap(net), "noise_map", False):
+        return None
+    if noise_level is None:
+        noise_level = sigma if sigma > 0 else AUTO_LEVEL
+    if noise_level == AUTO_LEVEL:
+        from photo_noise import noise_level as level_of
+        return level_of(read_noise(np.asarray(noisy)))
+    return float(noise_level)
+
+
+def fixed_level(noise_level):
+    """--noise_level as the per-photo default takes it: a number fixes FDnCNN's level, auto is its own reading."""
+    return None if noise_level == AUTO_LEVEL else noise_level
 
 
 def tile_size(value):
@@ -410,12 +439,11 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
     chosen (a ChosenNets): a net chosen per image from its noisy copy, net unused; the row gets the reading
     and the choice, whose strength replaces `strength` (photo_noise.apply_strength). eight_bit: the noisy image
     clipped and rounded to 8 bits, as a photo stored with its noise.
-    noise_level: what an FDnCNN is told (default: sigma).
+    noise_level: what an FDnCNN is told (level_for: default sigma; auto: read off each noisy image).
     uint8_output: scored as the DnCNN authors' demos score (Demo_test_DnCNN*.m): the output rounded to 8 bits
     (im2uint8), PSNR and SSIM as their Cal_PSNRSSIM (utils.cal_psnr_ssim) against the 8-bit image.
     Rows: name, path, psnr, (ssim), noisy and denoised (C, H, W) arrays of the first copy.
     """
-    level = sigma if noise_level is None else noise_level
     for path, clean in progress(images, quiet=quiet, desc="test", unit="img", total=total):
         batch = torch.from_numpy(clean)[None].repeat(copies, 1, 1, 1)
         noisy = add_test_noise(batch, sigma, seed) if sigma > 0 else batch
@@ -423,12 +451,13 @@ def evaluate_iter(net, images, sigma, device, amp=None, seed=0, tile=0, with_ssi
             noisy = stored_in_8_bits(noisy)
         row = {"name": os.path.basename(path), "path": path, "psnr": None, "noisy": noisy[0].numpy()}
         if chosen is None:
+            level = level_for(net, noisy[0].numpy(), noise_level, sigma)
             est = denoise_image(net, noisy, device, amp=amp, tile=tile, x8=x8, sigma=level).clamp(0.0, 1.0).numpy()
         else:
             est = []
             for copy in noisy.numpy():
-                out, row["reading"], row["choice"], _ = chosen.denoise(copy, noise_level=noise_level, amp=amp,
-                                                                       tile=tile, x8=x8)
+                out, row["reading"], row["choice"], _ = chosen.denoise(copy, noise_level=fixed_level(noise_level),
+                                                                       amp=amp, tile=tile, x8=x8)
                 est.append(out)
             est, strength = np.stack(est), 1.0
         est = apply_strength(noisy.numpy(), est, strength)
@@ -456,11 +485,12 @@ def evaluate_pairs(net, pairs, device, amp=None, tile=0, x8=False, quiet=True, t
     for name, noisy, clean in progress(pairs, quiet=quiet, desc="test", unit="img", total=total):
         row = {"name": name, "path": name, "noisy_psnr": psnr(clean, noisy), "noisy": noisy}
         if chosen is not None:
-            est, row["reading"], row["choice"], _ = chosen.denoise(noisy, noise_level=noise_level, amp=amp, tile=tile,
-                                                                   x8=x8)
+            est, row["reading"], row["choice"], _ = chosen.denoise(noisy, noise_level=fixed_level(noise_level), amp=amp,
+                                                                   tile=tile, x8=x8)
         else:
             est = noisy if net is None else apply_strength(
-                noisy, denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8, sigma=noise_level), strength)
+                noisy, denoise_any(net, noisy, device, amp=amp, tile=tile, x8=x8,
+                                   sigma=level_for(net, noisy, noise_level)), strength)
         row.update(psnr=psnr(clean, est), ssim=ssim(clean, est), denoised=est)
         yield row
 

@@ -164,3 +164,23 @@ def test_fdncnn_without_a_level_is_one_clear_error():
     from utils import UserError
     with pytest.raises(UserError, match="noise level"):
         denoise_any(tiny_fdncnn(), np.random.rand(1, 8, 8).astype(np.float32), torch.device("cpu"))
+
+
+def test_noise_level_auto_reads_the_image_and_a_number_is_kept():
+    import argparse as ap
+    from inference import AUTO_LEVEL, fixed_level, level_for, noise_level_flag
+    from photo_noise import noise_level, read_noise
+    net = tiny_fdncnn()
+    clean = np.full((1, 64, 64), 0.5, np.float32)
+    noisy = clean + np.random.RandomState(0).normal(0, 20 / 255.0, clean.shape).astype(np.float32)
+    read = noise_level(read_noise(noisy))
+    assert 15 < read < 25
+    assert level_for(net, noisy, AUTO_LEVEL) == read
+    assert level_for(net, noisy, None, sigma=0.0) == read  # already noisy: read off it
+    assert level_for(net, noisy, None, sigma=30.0) == 30.0  # the test noise
+    assert level_for(net, noisy, 7.5, sigma=30.0) == 7.5
+    assert level_for(build_model("DnCNN", 1, 3).eval(), noisy, AUTO_LEVEL) is None  # not an FDnCNN
+    assert noise_level_flag(" Auto ") == AUTO_LEVEL and noise_level_flag("12") == 12.0
+    with pytest.raises(ap.ArgumentTypeError):
+        noise_level_flag("-3")
+    assert fixed_level(AUTO_LEVEL) is None and fixed_level(9.0) == 9.0
