@@ -39,12 +39,14 @@ def expected(rel):
 def test_every_file_of_the_authors_zoo_loads():
     files = sorted(glob.glob(os.path.join(CSZN, "**", "*.mat"), recursive=True))
     assert len(files) >= 16
-    for path in files:
+    from checkpoints import describe_state_dict
+    for path in files:  # the weights' description (load_model's own probe of the output runs once, below)
         rel = os.path.relpath(path, CSZN)
-        model = load_model(path)
-        arch = "FDnCNN" if model.noise_map else "DnCNN"
-        assert (arch, model.channels, model.num_of_layers, model.predicts_noise) == expected(rel), rel
-        assert not model.batch_norm
+        arch, channels, layers, batch_norm = describe_state_dict(read_checkpoint_file(path))
+        assert (arch, channels, layers, arch == "DnCNN") == expected(rel), rel
+        assert not batch_norm
+    model = load_model(os.path.join(CSZN, "FDnCNN_color.mat"))
+    assert (model.noise_map, model.channels, model.num_of_layers, model.predicts_noise) == (True, 3, 20, False)
 
 
 @needs_shared
