@@ -66,6 +66,18 @@ def read_u8(path, channels=1):
     return img[0] if channels == 1 else np.ascontiguousarray(np.transpose(img, (1, 2, 0)))
 
 
+def with_augmented_copies(patches, aug_times, rng):
+    """(N, C, h, w) patches, each followed by aug_times - 1 copies under a random flip/rotation (a pair's clean and
+    degraded channels alike)."""
+    if aug_times <= 1:
+        return patches
+    copies = [patches]
+    for _ in range(aug_times - 1):
+        modes = rng.randint(1, 8, size=len(patches))
+        copies.append(np.stack([data_augmentation(p, m) for p, m in zip(patches, modes)]))
+    return np.stack(copies, 1).reshape(-1, *patches.shape[1:])
+
+
 def image_patches(img_u8, patch_size, stride, aug_times, rng):
     """All (n, C, P, P) patches of one image at every scale, augmented copies interleaved as the references."""
     import cv2
@@ -81,14 +93,7 @@ def image_patches(img_u8, patch_size, stride, aug_times, rng):
         chw = scaled[None, :, :, 0] if gray else np.transpose(scaled, (2, 0, 1))
         if min(chw.shape[1:]) < patch_size:
             continue
-        patches = image_to_patches(chw, patch_size, stride)
-        if aug_times > 1:
-            copies = [patches]
-            for _ in range(aug_times - 1):
-                modes = rng.randint(1, 8, size=len(patches))
-                copies.append(np.stack([data_augmentation(p, m) for p, m in zip(patches, modes)]))
-            patches = np.stack(copies, 1).reshape(-1, *patches.shape[1:])
-        out.append(patches)
+        out.append(with_augmented_copies(image_to_patches(chw, patch_size, stride), aug_times, rng))
     return out
 
 
@@ -219,14 +224,11 @@ def read_y_u8(path):
     """H x W uint8: a gray file as stored, a colour one as the Y of MATLAB's rgb2ycbcr (the DnCNN authors' SR and
     JPEG training and test images), or None when unreadable."""
     from degrade import rgb2ycbcr
-    from images import decode_image
-    decoded = decode_image(path)
-    if decoded is None:
-        return None
-    pixels = decoded[0]
-    if pixels.dtype != np.uint8:
-        raise UserError("%s has %s pixels: the SR and JPEG pairs are made from 8-bit images" % (path, pixels.dtype))
-    return rgb2ycbcr(pixels[:, :, ::-1])[:, :, 0] if pixels.ndim == 3 else pixels
+    from images import read_uint8
+    img = read_uint8(path, "the SR and JPEG pairs are made from 8-bit images")
+    if img is None or img.ndim == 2:
+        return img
+    return rgb2ycbcr(img)[:, :, 0]
 
 
 def degrade_pair_image(img_u8, kind, param):
@@ -258,13 +260,8 @@ def build_pairs(files, patch_size, stride, aug_times, rng, quiet=False):
             clean, degraded = degrade_pair_image(scaled, kind, param)
             if min(clean.shape) < patch_size:
                 continue
-            both = image_to_patches(np.stack([clean, degraded]), patch_size, stride)
-            if aug_times > 1:
-                copies = [both]
-                for _ in range(aug_times - 1):
-                    modes = rng.randint(1, 8, size=len(both))
-                    copies.append(np.stack([data_augmentation(p, m) for p, m in zip(both, modes)]))
-                both = np.stack(copies, 1).reshape(-1, *both.shape[1:])
+            both = with_augmented_copies(image_to_patches(np.stack([clean, degraded]), patch_size, stride),
+                                         aug_times, rng)
             clean_parts.append(both[:, :1])
             degraded_parts.append(both[:, 1:])
             kinds.append(np.full(len(both), kind, np.uint8))

@@ -182,6 +182,18 @@ def pixels_to_float(pixels):
     return out
 
 
+def read_uint8(path, why="8-bit images only here"):
+    """An image file as MATLAB's imread gives it: H x W (gray) or H x W x 3 (RGB) uint8; None when unreadable;
+    another depth is a UserError saying `why`."""
+    decoded = decode_image(path)
+    if decoded is None:
+        return None
+    pixels = decoded[0]
+    if pixels.dtype != np.uint8:
+        raise UserError("%s has %s pixels: %s" % (path, pixels.dtype, why))
+    return np.ascontiguousarray(pixels[:, :, ::-1]) if pixels.ndim == 3 else pixels
+
+
 def read_image(path, channels=1):
     """(C, H, W) float32 in [0, 1], or None (with a warning) when the file cannot be decoded.
 

@@ -16,22 +16,11 @@ import numpy as np
 import torch
 
 from degrade import bicubic_down_up, im2uint8, jpeg_roundtrip, modcrop, rgb2ycbcr
-from images import decode_image, prefetched
+from images import prefetched, read_uint8
 from inference import denoise_image
 from utils import UserError, cal_psnr_ssim, progress
 
 TASKS = ("denoise", "sr", "jpeg")
-
-
-def read_uint8(path):
-    """An image file as MATLAB's imread gives it: H x W (gray) or H x W x 3 (RGB) uint8; None when unreadable."""
-    decoded = decode_image(path)
-    if decoded is None:
-        return None
-    pixels = decoded[0]
-    if pixels.dtype != np.uint8:
-        raise UserError("%s has %s pixels: the authors' protocols read 8-bit images" % (path, pixels.dtype))
-    return np.ascontiguousarray(pixels[:, :, ::-1]) if pixels.ndim == 3 else pixels
 
 
 def sr_pair(img, scale):
@@ -83,7 +72,7 @@ def evaluate_task(net, files, task, device, scale=None, quality=None, amp=None, 
     file under task "sr" (at `scale`) or "jpeg" (at `quality`); the next image is read and degraded ahead, in a
     thread."""
     def load(path):
-        img = read_uint8(path)
+        img = read_uint8(path, "the authors' protocols read 8-bit images")
         if img is None:
             return None
         return sr_pair(img, scale) if task == "sr" else jpeg_pair(img, quality)
