@@ -14,9 +14,9 @@ with the photo (--tile auto: tiles as memory allows, the output the whole image'
 whose outputs exist (--overwrite redoes them); under torchrun the ranks split the folder.
 Without --demo_pth_path each photo's noise is read and the model chosen for it (photo_noise; said per photo and
 written to choices.csv in the output folder): with the DnCNN authors' files there, FDnCNN told the noise level
-read off the photo (times --strength; --noise_level N fixes it), or for white noise on a colour photo ADNet
-cblind (photo_noise.HYBRID), a JPEG of low quality (read off its quantisation tables) deblocked by DnCNN-3
-first.
+read off the photo (times --strength; --noise_level N fixes it), or for white noise near sigma 15 on a colour
+photo ADNet c15 and for faint white noise the photo kept (photo_noise.HYBRID), a JPEG of low quality (read off
+its quantisation tables) deblocked by DnCNN-3 first.
 """
 import os
 import time
@@ -350,7 +350,7 @@ def dry_run(args, chosen, jobs, image_path, out_path, tag):
             say("%s: %s -> DnCNN-3 deblocks it" % (name, "not a JPEG" if quality is None else "JPEG quality %d" % quality))
         elif chosen is None:
             say("%s: %s, strength %.2f" % (name, args.demo_pth_path, args.strength))
-        elif chosen.deblocks(quality := jpeg_quality(job["src"]) if args.test_noiseL == 0 else None):
+        elif chosen.deblocks(quality := jpeg_quality(job["src"]) if args.test_noiseL == 0 else None, noisy):
             say("%s: JPEG quality %d -> %s, then the noise read on the deblocked photo" % (name, quality, DEBLOCK))
         else:
             reading, choice = chosen.pick(noisy, fixed_level(args.noise_level))

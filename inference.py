@@ -15,7 +15,8 @@ from device import add_device_flag, select_device, setup_host
 from images import to_hwc
 from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, unwrap, with_noise_map
 from onnx_backend import OnnxRuntimeNet, onnxruntime_available
-from photo_noise import DEBLOCK, DEBLOCK_UP_TO, apply_strength, choose_model, read_noise
+from photo_noise import (DEBLOCK, DEBLOCK_UP_TO, DEBLOCK_WHITE_UP_TO, apply_strength, choose_model, deblocks,
+                         noise_kind, read_noise, wavelet_readings)
 from precision import add_amp_flag, autocast, precision_bytes, precision_for
 from utils import (UserError, add_test_noise, cal_psnr_ssim, legacy_device_id, non_negative, progress, psnr, ssim,
                    stored_in_8_bits, warn)
@@ -116,15 +117,18 @@ class ChosenNets:
             return reading, choice, None
         return reading, choice, self.net(choice.name, choice.why)
 
-    def deblocks(self, quality):
-        """Whether a JPEG of this IJG quality (None: not a JPEG) is deblocked first."""
-        return quality is not None and quality <= DEBLOCK_UP_TO and DEBLOCK in self.available
+    def deblocks(self, quality, noisy):
+        """Whether a JPEG of this IJG quality (None: not a JPEG), decoded to the (C, H, W) `noisy`, is deblocked
+        first (photo_noise.deblocks; the kind of noise read only where the quality leaves it to decide)."""
+        if DEBLOCK not in self.available or quality is None or quality > DEBLOCK_WHITE_UP_TO:
+            return False
+        return deblocks(quality, None if quality <= DEBLOCK_UP_TO else noise_kind(*wavelet_readings(noisy)))
 
     def denoise(self, noisy, quality=None, noise_level=None, **kwargs):
         """The per-photo default on a (C, H, W) float photo: a JPEG of low quality deblocked by DnCNN-3, then the
         noise read and the chosen model run (an FDnCNN told the level read, times the strength, or
         `noise_level`). kwargs: denoise_any's. Returns (output, reading, choice, deblocked)."""
-        deblocked = self.deblocks(quality)
+        deblocked = self.deblocks(quality, noisy)
         if deblocked:
             from restore import deblock  # restore runs models through this module
             noisy = deblock(self.net(DEBLOCK, "JPEG blocking"), noisy, self.device, amp=kwargs.get("amp"),

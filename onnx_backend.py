@@ -63,6 +63,9 @@ class OnnxRuntimeNet(torch.nn.Module):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # activations that fall into the denormal range run the CPU's slow path (FDnCNN's do: docs/performance.md);
+        # flushed to zero they change no output beyond float rounding
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")
         self.session = ort.InferenceSession(cached_onnx(model), options, providers=["CPUExecutionProvider"])
 
     def forward(self, x):

@@ -10,8 +10,9 @@ from collections import defaultdict, namedtuple
 
 import numpy as np
 
+import photo_noise
 from photo_noise import (HYBRID, KEPT, RULE, TOLD, Hybrid, Level, Reading, choose_model,
-                         hybrid_pick, noise_kind, noise_level, strength_kind)
+                         hybrid_pick, noise_kind, noise_level, strength_kind, white_sigma)
 
 STRENGTHS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5)
 PSNR_CAP = 50.0  # a photo kept within 50 dB of itself counts as kept: a clean photo's PSNR is infinite
@@ -137,13 +138,11 @@ def held_out(cases, available, folds=None):
 
 
 # FDnCNN's level (photo_noise.Level) and the deblocking cut-off, fitted from photo_grid's rows in the same way
-WHITE_SCALE = (0.9, 0.95, 1.0, 1.05, 1.1)
-FLAT_BELOW = (0.0, 8.0, 10.0, 12.0, 15.0, 20.0)  # 0: never the flat reading
-FLAT_SCALE = (0.9, 1.0, 1.1, 1.2, 1.3)
-LEVEL_CAMERA_BELOW = (1.25, 1.5, 2.0, 2.5)
-CAMERA_OFFSET = (0.0, 4.0, 6.0, 8.0, 10.0, 12.0)
-CAMERA_SCALE = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
-DEBLOCK_UP_TO = (0, 10, 20, 30, 50, 70, 75, 90, 100)  # 0: never
+WHITE_SCALE = (0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
+HEAVY_FROM = (20.0, 30.0, 40.0, 51.0)
+HEAVY_SCALE = (0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2)
+CAMERA_LEVEL = (4.0, 6.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0)
+DEBLOCK_CUTS = (0, 10, 20, 30, 50, 70, 75, 90, 100)  # 0: never
 
 # curve: [(level, psnr)] of an FDnCNN told each level, (0, the photo kept) first
 LevelCase = namedtuple("LevelCase", "fold group image reading curve")
@@ -185,11 +184,9 @@ def level_score(cases, level):
 def fit_level(cases):
     """The Level of the highest level_score on `cases` over the grids above (white and camera noise apart: a
     reading's kind decides which part of the Level it uses)."""
-    white = max(itertools.product(WHITE_SCALE, FLAT_BELOW, FLAT_SCALE),
-                key=lambda p: level_score(cases, Level(*p, 0.0, 8.0, 0.0)))
-    camera = max(itertools.product(LEVEL_CAMERA_BELOW, CAMERA_OFFSET, CAMERA_SCALE),
-                 key=lambda p: level_score(cases, Level(*white, *p)))
-    return Level(*white, *camera)
+    white = max(itertools.product(WHITE_SCALE, HEAVY_FROM, HEAVY_SCALE),
+                key=lambda p: level_score(cases, Level(*p, 0.0)))
+    return Level(*white, max(CAMERA_LEVEL, key=lambda camera: level_score(cases, Level(*white, camera))))
 
 
 def held_out_level(cases):
@@ -202,24 +199,32 @@ def held_out_level(cases):
     return result
 
 
-def fit_deblock(cases, not_deblocked, deblocked):
-    """The cut-off (DEBLOCK_UP_TO) of the highest summed mean PSNR over (set, quality) groups of JPEG cases:
+def fit_deblock(cases, not_deblocked, deblocked, kinds=None, camera_up_to=photo_noise.DEBLOCK_UP_TO):
+    """The cut-off (of DEBLOCK_CUTS) of the highest summed mean PSNR over (set, quality) groups of JPEG cases:
     {(set, image, "q<quality>[ σ<sigma>]"): {row name: psnr}}, a JPEG deblocked when its quality is at most the
-    cut-off."""
+    cut-off (photo_noise.deblocks) — one whose noise reads as a camera's (kinds: {case: kind}) at most
+    camera_up_to, which is not fitted: PolyU's are the only camera JPEGs."""
+    kinds = kinds or {}
+
     def score(cut):
         groups = defaultdict(list)
-        for (photo_set, _, label), psnrs in cases.items():
-            quality = int(label.split()[0][1:])
-            groups[(photo_set, label)].append(psnrs[deblocked if quality <= cut else not_deblocked])
+        for key, psnrs in cases.items():
+            quality = int(key[2].split()[0][1:])
+            done = photo_noise.deblocks(quality, kinds.get(key), min(cut, camera_up_to), cut)
+            groups[(key[0], key[2])].append(psnrs[deblocked if done else not_deblocked])
         return sum(float(np.mean(v)) for v in groups.values())
-    return max(DEBLOCK_UP_TO, key=score)
+    return max(DEBLOCK_CUTS, key=score)
 
 
 # Which model a colour photo gets with FDnCNN there (photo_noise.Hybrid), fitted from the same rows: FDnCNN's
 # curve of levels and the references' outputs at each strength
-HYBRID_MODELS = ("ADNet c15", "ADNet cblind")  # the references the default fetches that the grids ran
-WHITE_CUTS = (30.0, 40.0, 51.0)  # the band edges fit_hybrid tries (8-bit units; finer ones: docs/real-noise.md)
+HYBRID_MODELS = ("ADNet c15", "ADNet cblind")  # the references the fit may pick (first use fetches the picked)
+# the band edges fit_hybrid tries (8-bit units): half way between the grids' sigmas, and the heavy cut-off
+WHITE_CUTS = (2.5, 7.5, 12.5, 17.5, 22.5, 30.0, 40.0, 51.0)
 NO_WORSE = 0.1  # dB: a fitted Hybrid loses at most this on a group (a set and sigma, PolyU) to FDnCNN told a level
+# the references at their own strength: other strengths fit a misread PolyU crop and cost photos without noise
+# (McMaster sigma 0: 45.7 dB held out with ADNet cblind at 1.5, docs/real-noise.md)
+HYBRID_STRENGTHS = (1.0,)
 
 HybridCase = namedtuple("HybridCase", "fold group image reading curve outputs")
 
@@ -256,9 +261,10 @@ def hybrid_means(cases, hybrid, level):
     return {g: float(np.mean(v)) for g, v in groups.items()}
 
 
-def fit_hybrid(cases, level, no_worse=NO_WORSE, models=HYBRID_MODELS, strengths=STRENGTHS, cuts=WHITE_CUTS):
+def fit_hybrid(cases, level, no_worse=NO_WORSE, models=HYBRID_MODELS, strengths=HYBRID_STRENGTHS,
+               cuts=WHITE_CUTS):
     """The Hybrid of the highest sum over groups (level_group's) of the mean PSNR on `cases`, FDnCNN told levels
-    by `level`: over 1 to 3 white bands with edges from `cuts`, each part (camera, each band, heavy) the best of
+    by `level`: over 1 to 4 white bands with edges from `cuts`, each part (camera, each band, heavy) the best of
     TOLD, KEPT and `models` at each strength that loses at most `no_worse` dB on no group to TOLD, and the
     whole Hybrid too (else the next best partition; none: TOLD everywhere). The first of ties: TOLD."""
     models = [m for m in models if all(m in c.outputs for c in cases)]
@@ -280,11 +286,11 @@ def fit_hybrid(cases, level, no_worse=NO_WORSE, models=HYBRID_MODELS, strengths=
         total = np.where(ok, gains[part].sum(axis=0), -np.inf)
         return float(total[int(np.argmax(total))]), options[int(np.argmax(total))]
 
-    sigma = np.array([c.reading.sigma for c in cases])
+    sigma = np.array([white_sigma(c.reading) for c in cases])
     kinds = np.array([c.reading.kind for c in cases])
     camera = best(kinds == "camera")
     top = (0.0, Hybrid(options[0], ((cuts[-1], options[0]),), options[0]))
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 4):
         for edges in itertools.combinations(cuts, n):
             lows = (0.0,) + edges[:-1]
             bands = [best((kinds == "white") & (sigma >= lo) & (sigma < hi)) for lo, hi in zip(lows, edges)]

@@ -73,30 +73,31 @@ SIGMA_RANGE = {"ADNet g50": (40.0, math.inf), "SaoYan DnCNN-S-50": (40.0, math.i
 # White noise's reading our sigma-15 colour model is used for (nothing, when low > high)
 WHITE_15 = (13.0, 17.0)
 
-# FDnCNN's level (0-255 scale) from a reading. A photo's texture adds to white noise's reading, which is what
-# light noise reads on a textured photo: under flat_below the level is read on the photo's flattest blocks
-# (sigma_flat; clipping at 0 and 255 flattens blocks too, so heavier noise is read on the whole photo). A
-# camera's noise, demosaiced and JPEG'd, is correlated and reads faint, and its reading says little of the
-# level that removes it best: camera_offset + camera_scale x its 2x2 reading; a photo reading under
-# camera_below on its pixels and camera_ratio times that on its 2x2 means counts as a camera's (the class
-# rule's camera_below stays as fitted for this project's models). Fitted by photo_fit.fit_level, held out
-# (docs/real-noise.md).
-Level = namedtuple("Level", "white_scale flat_below flat_scale camera_below camera_offset camera_scale")
-LEVEL = Level(1.05, 12.0, 0.9, 1.25, 8.0, 0.5)
-FLAT_QUANTILE, FLAT_BLOCK = 0.1, 16  # sigma_flat: the 10th percentile of 16 x 16 blocks' readings
-# A JPEG whose IJG quality (read off its quantisation tables) is at most this is deblocked by DnCNN-3 first
+# FDnCNN's level (0-255 scale) from a reading. White noise is read on the photo's weakly textured patches
+# (sigma_weak: Liu et al.'s estimate, which a photo's texture does not pass for noise): white_scale times it,
+# heavy_scale from heavy_from on (clipping at 0 and 255 takes noise away and the reading falls behind). A
+# camera's noise, demosaiced and JPEG'd, is correlated and reads faint, and no reading of it says which level
+# removes it best (on PolyU the best level is 1.2 to 9 times its 2x2 reading): it is told `camera`. A photo
+# reading under the class rule's camera_below on its pixels and camera_ratio times that on its 2x2 means
+# counts as a camera's. Fitted by photo_fit.fit_level, held out (docs/real-noise.md).
+Level = namedtuple("Level", "white_scale heavy_from heavy_scale camera")
+LEVEL = Level(1.0, 30.0, 1.05, 11.0)
+# A JPEG whose IJG quality (read off its quantisation tables) is at most DEBLOCK_UP_TO is deblocked by DnCNN-3
+# first, up to DEBLOCK_WHITE_UP_TO too unless its noise reads as a camera's: DnCNN-3 leaves a camera's noise
+# where it is, and the deblocked photo then reads faint (PolyU's q75 crops lose 2 dB; docs/real-noise.md)
 DEBLOCK_UP_TO = 70
+DEBLOCK_WHITE_UP_TO = 90
 
 # With FDnCNN there, which model a colour photo gets, by its reading (FDnCNN told the level read is not the
-# best everywhere: ADNet cblind is ahead on light white noise, where the level read misses). Each pick is
-# (TOLD: FDnCNN told the level read; KEPT; or a reference's name, strength): `camera` for a camera's noise,
-# `white` ((below, pick), ...) for white noise, the first band whose `below` is over the reading, `heavy` for
-# white noise reading over the last band and for heavy noise. A reference whose weights are not there: FDnCNN.
-# Gray photos and deblocked JPEGs: FDnCNN (no grid measures the others there). Fitted by photo_fit.fit_hybrid,
-# held out (docs/real-noise.md).
+# best everywhere: a sigma-15 model is ahead on white noise near 15, and a photo whose weakly textured patches
+# read nearly nothing is best kept). Each pick is (TOLD: FDnCNN told the level read; KEPT; or a reference's
+# name, strength): `camera` for a camera's noise, `white` ((below, pick), ...) for white noise, the first band
+# whose `below` is over its sigma_weak, `heavy` for white noise over the last band and for heavy noise. A
+# reference whose weights are not there: FDnCNN. Gray photos and deblocked JPEGs: FDnCNN (no grid measures
+# the others there). Fitted by photo_fit.fit_hybrid, held out (docs/real-noise.md).
 TOLD, KEPT = "FDnCNN told a level", "kept as it is"
 Hybrid = namedtuple("Hybrid", "camera white heavy")
-HYBRID = Hybrid((TOLD, 1.0), ((HEAVY_ABOVE, ("ADNet cblind", 1.0)),), (TOLD, 1.0))
+HYBRID = Hybrid((TOLD, 1.0), ((2.5, (KEPT, 0.0)), (12.5, (TOLD, 1.0)), (17.5, ("ADNet c15", 1.0))), (TOLD, 1.0))
 RULE = Rule(CAMERA_BELOW, CAMERA_RATIO, CLEAN_BELOW, HEAVY_ABOVE, LIGHT_BELOW, WHITE_15, STRENGTH)
 
 
@@ -107,7 +108,7 @@ def first_use(hybrid=HYBRID):
     return sorted(set(FDNCNN.values()) | {DEBLOCK} | {name for name, _ in picks if name in REFERENCE})
 
 # 8-bit units; kind: clean, white, heavy or camera
-Reading = namedtuple("Reading", "sigma sigma_2x2 kind sigma_flat", defaults=(None,))
+Reading = namedtuple("Reading", "sigma sigma_2x2 kind sigma_weak", defaults=(None,))
 # name None: the photo is kept as it is; level: what an FDnCNN is told (None: not an FDnCNN)
 Choice = namedtuple("Choice", "name weights why strength level", defaults=(None,))
 
@@ -134,29 +135,89 @@ def wavelet_sigma(img):
     return 255.0 * float(estimate_sigma(np.transpose(img, (1, 2, 0)), channel_axis=-1, average_sigmas=True))
 
 
-def flat_sigma(img, quantile=FLAT_QUANTILE, block=FLAT_BLOCK):
-    """White noise's sigma read on a (C, H, W) photo's flattest blocks, in 8-bit units: the finest diagonal
-    wavelet band's median (as estimate_sigma) in each block of block x block coefficients, the `quantile` of
-    the blocks, averaged over the channels."""
-    import pywt
+WEAK_PATCH = 7             # Liu, Tanaka and Okutomi's patch size and confidence (their NoiseLevel.m's defaults)
+WEAK_CONFIDENCE = 1 - 1e-6
+WEAK_ITERATIONS = 3
+WEAK_MAX_PATCHES = 250_000  # patches on a regular grid: a 12 MP photo's estimate costs no pass of its own
+
+
+def weak_texture_bar(patch=WEAK_PATCH, confidence=WEAK_CONFIDENCE):
+    """The texture (sum of squared gradients over a patch) that pure white noise of unit variance stays under
+    with `confidence`: the gamma quantile of Liu et al.'s weak-texture test (the gradient operator's rank and
+    trace set its shape and scale)."""
+    from scipy.stats import gamma
+    kernel = np.array([-0.5, 0.0, 0.5])
+    rows = []
+    for i in range(patch):
+        for j in range(patch - 2):
+            h, v = np.zeros((patch, patch)), np.zeros((patch, patch))
+            h[i, j:j + 3], v[j:j + 3, i] = kernel, kernel
+            rows += [h.ravel(), v.ravel()]
+    gram = np.array(rows).T @ np.array(rows)
+    rank = np.linalg.matrix_rank(gram)
+    return float(gamma.ppf(confidence, rank / 2.0, scale=2.0 * np.trace(gram) / rank))
+
+
+def weak_texture_sigma(img, patch=WEAK_PATCH, iterations=WEAK_ITERATIONS, max_patches=WEAK_MAX_PATCHES):
+    """White noise's sigma of a (C, H, W) photo in [0, 1], in 8-bit units, averaged over the channels: Liu,
+    Tanaka and Okutomi's estimate (IEEE TIP 2013, written here from the paper), the least eigenvalue of the
+    covariance of the patches whose texture white noise of that sigma explains, refined `iterations` times.
+    Patches holding a pixel clipped at 0 or 255 are left out while enough others remain (clipping takes the
+    noise away there); the covariance is taken about the patches' mean (their NoiseLevel.m does not subtract
+    it: docs/real-noise.md)."""
+    bar = weak_texture_bar(patch)
     readings = []
     for channel in np.asarray(img, np.float32):
-        band = np.abs(pywt.dwt2(channel, "db2")[1][2])
-        h, w = band.shape[0] // block * block, band.shape[1] // block * block
-        if not h or not w:
-            band, h, w = band[None, None], band.shape[0], band.shape[1]
-        blocks = band[:h, :w].reshape(h // block or 1, min(block, h), w // block or 1, min(block, w))
-        readings.append(np.quantile(np.median(blocks.transpose(0, 2, 1, 3).reshape(
-            blocks.shape[0] * blocks.shape[2], -1), axis=1) / 0.6745, quantile))
-    return 255.0 * float(np.mean(readings))
+        h, w = channel.shape[0] - patch + 1, channel.shape[1] - patch + 1
+        if h < 1 or w < 1:
+            readings.append(0.0)
+            continue
+        step = max(1, int(math.ceil(math.sqrt(h * w / max_patches))))
+        patches = 255.0 * np.lib.stride_tricks.sliding_window_view(channel, (patch, patch))[::step, ::step].reshape(
+            -1, patch, patch).astype(np.float64)
+        # the texture: the squared gradients inside each patch (central differences, as NoiseLevel.m)
+        texture = (((patches[:, :, 2:] - patches[:, :, :-2]) / 2.0) ** 2).sum(axis=(1, 2)) + \
+            (((patches[:, 2:] - patches[:, :-2]) / 2.0) ** 2).sum(axis=(1, 2))
+        patches = patches.reshape(len(patches), patch * patch)
+        clipped = ((patches <= 0.5) | (patches >= 254.5)).any(axis=1)
+        if (~clipped).sum() > 10 * patch * patch:
+            patches, texture = patches[~clipped], texture[~clipped]
+        variance = least_eigenvalue(patches)
+        for _ in range(iterations - 1):
+            weak = texture < variance * bar
+            if weak.sum() < patch * patch:
+                break
+            patches, texture = patches[weak], texture[weak]
+            variance = least_eigenvalue(patches)
+        readings.append(math.sqrt(max(variance, 0.0)))
+    return float(np.mean(readings))
+
+
+def least_eigenvalue(patches):
+    if len(patches) < 2:
+        return 0.0
+    return float(np.linalg.eigvalsh(np.cov(patches, rowvar=False))[0])
+
+
+def wavelet_readings(img):
+    """(sigma, sigma_2x2): white noise's wavelet estimate on a (C, H, W) photo's pixels and on its 2x2 means
+    (scaled back by 2), 8-bit units: what noise_kind tells the kind of noise by."""
+    return wavelet_sigma(img), 2.0 * wavelet_sigma(bin_pixels(img, 2))
 
 
 def read_noise(img, rule=RULE):
     """The Reading of a (C, H, W) float photo in [0, 1]: the estimate on its pixels, on its 2x2 means and on
-    its flattest blocks."""
-    sigma = wavelet_sigma(img)
-    sigma_2x2 = 2.0 * wavelet_sigma(bin_pixels(img, 2))
-    return Reading(sigma, sigma_2x2, noise_kind(sigma, sigma_2x2, rule), flat_sigma(img))
+    its weakly textured patches."""
+    sigma, sigma_2x2 = wavelet_readings(img)
+    return Reading(sigma, sigma_2x2, noise_kind(sigma, sigma_2x2, rule), weak_texture_sigma(img))
+
+
+def deblocks(quality, kind, up_to=DEBLOCK_UP_TO, white_up_to=DEBLOCK_WHITE_UP_TO):
+    """Whether a JPEG of IJG `quality` (None: not a JPEG) whose noise reads `kind` (None: not read) is deblocked
+    first."""
+    if quality is None:
+        return False
+    return quality <= up_to or (quality <= white_up_to and kind != "camera")
 
 
 def noise_kind(sigma, sigma_2x2, rule=RULE):
@@ -198,7 +259,7 @@ def hybrid_pick(reading, hybrid=HYBRID):
         return hybrid.camera
     if reading.kind == "white":
         for below, pick in hybrid.white:
-            if reading.sigma < below:
+            if white_sigma(reading) < below:
                 return pick
     return hybrid.heavy
 
@@ -235,18 +296,22 @@ def choose_model(reading, channels, available, rule=RULE, strength=1.0, level=No
                   0.0)
 
 
+def white_sigma(reading):
+    """White noise's sigma in a Reading: the weakly textured patches' where read, else the whole photo's."""
+    return reading.sigma if reading.sigma_weak is None else reading.sigma_weak
+
+
 def noise_level(reading, level=LEVEL, deblocked=False):
     """The level (0-255 scale) an FDnCNN is told for a Reading, at strength 1. A deblocked JPEG's 2x2 means show
     what is left of its blocks, not a camera's noise: its level is read as white noise's."""
     if reading.kind == "clean":
         return 0.0
     if not deblocked and (reading.kind == "camera" or (
-            reading.kind == "white" and reading.sigma < level.camera_below and
+            reading.kind == "white" and reading.sigma < RULE.camera_below and
             reading.sigma_2x2 > RULE.camera_ratio * reading.sigma)):
-        return level.camera_offset + level.camera_scale * reading.sigma_2x2
-    if reading.sigma < level.flat_below and reading.sigma_flat is not None:
-        return level.flat_scale * reading.sigma_flat
-    return level.white_scale * reading.sigma
+        return level.camera
+    white = white_sigma(reading)
+    return (level.heavy_scale if white >= level.heavy_from else level.white_scale) * white
 
 
 def describe(name, reading, choice, quality=None, deblocked=False):

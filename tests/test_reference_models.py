@@ -186,3 +186,20 @@ def test_noise_level_auto_reads_the_image_and_a_number_is_kept():
     with pytest.raises(ap.ArgumentTypeError):
         noise_level_flag("-3")
     assert fixed_level(AUTO_LEVEL) is None and fixed_level(9.0) == 9.0
+
+
+@needs_shared
+def test_the_authors_fdncnn_on_onnxruntime_flushing_denormals_equals_eager_torch(tmp_path, monkeypatch):
+    """ONNX Runtime sessions flush denormal activations to zero (the authors' FDnCNN runs into them): the
+    output stays the eager model's."""
+    monkeypatch.setenv("DENOISE_ONNX_CACHE", str(tmp_path))
+    pytest.importorskip("onnxruntime")
+    from utils import eight_bit_noisy
+    model = load_model(os.path.join(CSZN, "FDnCNN_color.mat"))
+    net, _ = inference_net(model, torch.device("cpu"), "onnxruntime")
+    assert net.session.get_session_options().get_session_config_entry("session.set_denormal_as_zero") == "1"
+    yy, xx = np.mgrid[0:48, 0:40] / 48.0
+    clean = np.stack([0.5 + 0.3 * np.sin(6 * xx + k) * np.cos(4 * yy) for k in range(3)]).astype(np.float32)
+    noisy = eight_bit_noisy(clean, 15, 0)
+    eager = denoise_any(inference_net(model, torch.device("cpu"), "torch")[0], noisy, torch.device("cpu"), sigma=15)
+    assert np.abs(denoise_any(net, noisy, torch.device("cpu"), sigma=15) - eager).max() <= 1e-5

@@ -85,5 +85,5 @@ def test_the_default_fetches_into_the_default_folder_only(mirror, tmp_path, monk
 
 def test_first_use_is_what_the_default_picks_with_everything_there():
     names = photo_noise.first_use()
-    assert set(names) == {"FDnCNN color", "FDnCNN gray", "DnCNN-3", "ADNet cblind"}
+    assert set(names) == {"FDnCNN color", "FDnCNN gray", "DnCNN-3", "ADNet c15"}
     assert all(name in photo_noise.REFERENCE for name in names)

@@ -33,8 +33,8 @@ from photo_fit import (PSNR_CAP, STRENGTHS, cases_from_rows, choice_under, fit, 
                        level_cases, level_group, noise_level, psnr_at, psnr_of)
 from precision import precision_for  # noqa: E402
 from restore import deblock  # noqa: E402
-from photo_noise import (DEBLOCK, HYBRID, LEVEL, RULE, SHIPPED, Reading, apply_strength,  # noqa: E402
-                         available_weights, choose_model, jpeg_quality, read_noise)
+from photo_noise import (DEBLOCK, DEBLOCK_UP_TO, HYBRID, LEVEL, RULE, SHIPPED, Reading,  # noqa: E402
+                         apply_strength, available_weights, choose_model, deblocks, jpeg_quality, read_noise)
 from utils import eight_bit_noisy, psnr  # noqa: E402
 
 SIGMAS = (0, 5, 10, 15, 25, 35, 50, 75)
@@ -371,27 +371,31 @@ def jpeg_table(paths):
     """The JPEG grid: per set and quality the JPEG, DnCNN-3 (chroma as decoded or through it too) and the
     default not deblocked / deblocked; the cut-off fitted without each set and scored on it: Markdown."""
     rows = read_rows(paths)
-    cases = defaultdict(dict)  # (set, image, "q<quality>[ σ<sigma>]")
+    cases, kinds = defaultdict(dict), {}  # (set, image, "q<quality>[ σ<sigma>]")
     for r in rows:
         cases[(r["set"], r["image"], r["sigma"])][r["model"]] = r["psnr"]
+        if r["model"] == "default, not deblocked":  # the kind of noise read off the JPEG as decoded
+            kinds[(r["set"], r["image"], r["sigma"])] = r["default"]["reading"][2]
     names = sorted({m for v in cases.values() for m in v})
     groups = sorted({(k[0], k[2]) for k in cases}, key=lambda g: (g[0], len(g[1]), jpeg_label_quality(g[1])))
     held = {}
     for photo_set in sorted({g[0] for g in groups}):
         cut = fit_deblock({k: v for k, v in cases.items() if k[0] != photo_set}, "default, not deblocked",
-                          "default, deblocked")
+                          "default, deblocked", kinds)
         held[photo_set] = cut
-        print("- without %s: deblocked up to quality %d" % (photo_set, cut))
+        print("- without %s: deblocked up to quality %d (read as a camera's noise: %d)"
+              % (photo_set, cut, min(cut, DEBLOCK_UP_TO)))
     print("- fitted on all: deblocked up to quality %d\n" % fit_deblock(cases, "default, not deblocked",
-                                                                         "default, deblocked"))
+                                                                         "default, deblocked", kinds))
     mean = lambda g, f: float(np.mean([f(k, v) for k, v in cases.items() if (k[0], k[2]) == g]))  # noqa: E731
     print("| | " + " | ".join("%s %s" % g for g in groups) + " |")
     print("|---" * (len(groups) + 1) + "|")
     for name in names:
         print("| %s | " % name.replace(KEPT, "the JPEG")
               + " | ".join(cell(mean(g, lambda k, v: v[name])) for g in groups) + " |")
-    default = lambda k, v: v["default, deblocked" if jpeg_label_quality(k[2]) <= held[k[0]]  # noqa: E731
-                             else "default, not deblocked"]
+    default = lambda k, v: v["default, deblocked" if deblocks(  # noqa: E731
+        jpeg_label_quality(k[2]), kinds.get(k), min(held[k[0]], DEBLOCK_UP_TO), held[k[0]])
+        else "default, not deblocked"]
     print("| **default, held out** | " + " | ".join(
         "**%s** (%+.2f)" % (cell(mean(g, default)), mean(g, default) - mean(g, lambda k, v: v[KEPT])) for g in groups)
         + " |")
