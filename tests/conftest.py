@@ -138,6 +138,8 @@ LONG_TESTS = (
     "test_photo_noise.py::test_photo_grid_scores_every_model_*",
     # the zoo at toy sizes (every model trained, then skipped), --max_minutes's stop and resume
     "test_zoo.py::test_toy_zoo_*", "test_zoo.py::test_max_minutes_*",
+    "test_zoo.py::test_device_section_runs_the_device_step_at_toy_size",  # bench.py --only device on the CPU
+    "test_backends.py::test_test_py_says_which_backend",  # test.py twice to read one line (the choice: fast tests)
     # DnCNN-3 (20 layers) and a clipped FDnCNN from preprocessing to checkpoint, through the command line
     "test_train_tasks.py::test_dncnn3_and_clipped_fdncnn_from_the_command_line",
 )
