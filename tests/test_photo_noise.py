@@ -182,25 +182,25 @@ def test_demo_default_says_and_writes_each_choice(tmp_path):
     assert {row["image"] for row in read_csv(out / "choices.csv")} == {"noisy.png", "clean.png", "gray.png"}
 
 
-def test_strength_and_dry_run(tmp_path):
+def test_strength_and_dry_run(tmp_path, capsys):
     """--strength scales what the default removes (0: the photo as it is; said per photo and in choices.csv);
-    --dry_run prints each photo's reading and choice and writes nothing."""
+    --dry_run prints each photo's reading and choice and writes nothing (demo.py in this process)."""
+    import demo
     photos = tmp_path / "photos"
     photos.mkdir()
     clean = smooth_photo(3, 64)
     noisy = np.round(np.clip(add_test_noise(torch.from_numpy(clean), 20, 1).numpy(), 0, 1) * 255).astype(np.uint8)
     cv2.imwrite(str(photos / "noisy.png"), noisy.transpose(1, 2, 0))
-    common = ["demo.py", "--demo_img_path", str(photos), "--test_noiseL", "0", "--quiet", "--no_compare",
+    common = ["--demo_img_path", str(photos), "--test_noiseL", "0", "--quiet", "--no_compare",
               "--reference_weights", str(tmp_path / "none")]
-    dry = run_script(*common, "--out", str(tmp_path / "dry"), "--dry_run", "--strength", "0.5")
-    assert dry.returncode == 0, dry.stderr
+    demo.main(common + ["--out", str(tmp_path / "dry"), "--dry_run", "--strength", "0.5"])
+    said = capsys.readouterr().out
     full = RULE.strength[("colour", "white")]
-    assert "noisy.png: noise" in dry.stdout and "white -> CDnCNN-B, strength %.2f" % (0.5 * full) in dry.stdout
-    assert "dry run: 1 images would be written" in dry.stdout and not os.path.exists(tmp_path / "dry")
+    assert "noisy.png: noise" in said and "white -> CDnCNN-B, strength %.2f" % (0.5 * full) in said
+    assert "dry run: 1 images would be written" in said and not os.path.exists(tmp_path / "dry")
     outputs = {}
     for strength in ("0", "0.5", "1"):
-        done = run_script(*common, "--out", str(tmp_path / strength), "--strength", strength)
-        assert done.returncode == 0, done.stderr
+        demo.main(common + ["--out", str(tmp_path / strength), "--strength", strength])
         outputs[strength] = cv2.imread(str(tmp_path / strength / "noisy_denoised.png")).transpose(2, 0, 1).astype(float)
         assert read_csv(tmp_path / strength / "choices.csv")[0]["strength"] == "%.2f" % (float(strength) * full)
     assert np.array_equal(outputs["0"], noisy)  # nothing removed
