@@ -322,12 +322,13 @@ def describe(name, reading, choice, quality=None, deblocked=False):
     if choice.level is not None:
         done += ", noise level %.1f" % choice.level
     jpeg = "" if quality is None else "JPEG quality %d%s, " % (quality, " -> %s" % DEBLOCK if deblocked else "")
-    return "%s: %snoise %.1f (2x2 means: %.1f), %s -> %s" % (name, jpeg, reading.sigma, reading.sigma_2x2,
-                                                            reading.kind, done)
+    weak = "" if reading.sigma_weak is None else ", weakly textured patches: %.1f" % reading.sigma_weak
+    return "%s: %snoise %.1f (2x2 means: %.1f%s), %s -> %s" % (name, jpeg, reading.sigma, reading.sigma_2x2, weak,
+                                                              reading.kind, done)
 
 
 CSV_FIELDS = ("image", "noise_sigma", "noise_sigma_2x2", "noise", "model", "strength", "noise_level",
-              "jpeg_quality", "deblocked", "weights")
+              "jpeg_quality", "deblocked", "weights", "noise_sigma_weak")
 
 
 def choice_row(image, reading, choice, quality=None, deblocked=False):
@@ -335,7 +336,8 @@ def choice_row(image, reading, choice, quality=None, deblocked=False):
             "noise": reading.kind, "model": choice.name or "none", "strength": "%.2f" % choice.strength,
             "noise_level": "" if choice.level is None else "%.2f" % choice.level,
             "jpeg_quality": "" if quality is None else quality, "deblocked": "yes" if deblocked else "no",
-            "weights": choice.weights or ""}
+            "weights": choice.weights or "",
+            "noise_sigma_weak": "" if reading.sigma_weak is None else "%.2f" % reading.sigma_weak}
 
 
 def read_choices(path):

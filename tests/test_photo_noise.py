@@ -198,11 +198,14 @@ def test_strength_and_dry_run(tmp_path, capsys):
     full = RULE.strength[("colour", "white")]
     assert "noisy.png: noise" in said and "white -> CDnCNN-B, strength %.2f" % (0.5 * full) in said
     assert "dry run: 1 images would be written" in said and not os.path.exists(tmp_path / "dry")
+    assert "weakly textured patches: " in said  # what FDnCNN would be told, read where texture does not pass
     outputs = {}
     for strength in ("0", "0.5", "1"):
         demo.main(common + ["--out", str(tmp_path / strength), "--strength", strength])
         outputs[strength] = cv2.imread(str(tmp_path / strength / "noisy_denoised.png")).transpose(2, 0, 1).astype(float)
-        assert read_csv(tmp_path / strength / "choices.csv")[0]["strength"] == "%.2f" % (float(strength) * full)
+        row = read_csv(tmp_path / strength / "choices.csv")[0]
+        assert row["strength"] == "%.2f" % (float(strength) * full)
+        assert 16 < float(row["noise_sigma_weak"]) <= 20  # 64 x 64: few patches, the least eigenvalue reads low
     assert np.array_equal(outputs["0"], noisy)  # nothing removed
     half = noisy + 0.5 * (outputs["1"] - noisy)
     assert np.abs(outputs["0.5"] - half).max() <= 1.0  # half the noise removed (8-bit rounding)
