@@ -151,7 +151,8 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_demo_default_says_and_writes_each_choice(tmp_path):
+def test_demo_default_says_and_writes_each_choice(tmp_path, capsys):
+    import demo  # in this process (demo.py as its own process: test_cli_errors, test_shipped_weights)
     photos = tmp_path / "photos"
     photos.mkdir()
     clean = smooth_photo(3, 96)
@@ -160,12 +161,12 @@ def test_demo_default_says_and_writes_each_choice(tmp_path):
     cv2.imwrite(str(photos / "clean.png"), np.round(clean * 255).transpose(1, 2, 0).astype(np.uint8))
     cv2.imwrite(str(photos / "gray.png"), np.round(np.clip(noisy[0], 0, 1) * 255).astype(np.uint8))
     out = tmp_path / "out"
-    args = ["demo.py", "--demo_img_path", str(photos), "--out", str(out), "--test_noiseL", "0", "--quiet",
+    args = ["--demo_img_path", str(photos), "--out", str(out), "--test_noiseL", "0", "--quiet",
             "--reference_weights", str(tmp_path / "none")]
-    done = run_script(*args)
-    assert done.returncode == 0, done.stderr
-    assert "noisy.png: noise" in done.stdout and "white -> CDnCNN-B" in done.stdout
-    assert "clean.png: noise" in done.stdout and "clean -> kept as it is" in done.stdout
+    demo.main(args)
+    said = capsys.readouterr().out
+    assert "noisy.png: noise" in said and "white -> CDnCNN-B" in said
+    assert "clean.png: noise" in said and "clean -> kept as it is" in said
     rows = {row["image"]: row for row in read_csv(out / "choices.csv")}
     assert set(rows) == {"noisy.png", "clean.png", "gray.png"} and list(read_csv(out / "choices.csv")[0]) == list(CSV_FIELDS)
     assert (rows["noisy.png"]["noise"], rows["noisy.png"]["model"]) == ("white", "CDnCNN-B")
@@ -173,12 +174,13 @@ def test_demo_default_says_and_writes_each_choice(tmp_path):
     assert rows["gray.png"]["model"] == "DnCNN-S-25" and rows["clean.png"]["model"] == "none"
     assert float(rows["noisy.png"]["strength"]) == RULE.strength[strength_kind(Reading(
         float(rows["noisy.png"]["noise_sigma"]), 0.0, "white"), 3)] and rows["clean.png"]["strength"] == "0.00"
-    assert "white -> CDnCNN-B, strength %s" % rows["noisy.png"]["strength"] in done.stdout
+    assert "white -> CDnCNN-B, strength %s" % rows["noisy.png"]["strength"] in said
     kept = cv2.imread(str(out / "clean_denoised.png")).transpose(2, 0, 1)
     assert np.array_equal(kept, np.round(clean * 255).astype(np.uint8))
     os.remove(out / "gray_denoised.png")  # a re-run redoes this one and keeps the others' rows
-    again = run_script(*args)
-    assert again.returncode == 0 and "gray.png: noise" in again.stdout and "noisy.png: noise" not in again.stdout
+    demo.main(args)
+    said = capsys.readouterr().out
+    assert "gray.png: noise" in said and "noisy.png: noise" not in said
     assert {row["image"] for row in read_csv(out / "choices.csv")} == {"noisy.png", "clean.png", "gray.png"}
 
 
