@@ -350,10 +350,11 @@ def dry_run(args, chosen, jobs, image_path, out_path, tag):
             say("%s: %s -> DnCNN-3 deblocks it" % (name, "not a JPEG" if quality is None else "JPEG quality %d" % quality))
         elif chosen is None:
             say("%s: %s, strength %.2f" % (name, args.demo_pth_path, args.strength))
-        elif chosen.deblocks(quality := jpeg_quality(job["src"]) if args.test_noiseL == 0 else None, noisy):
+        elif (decided := chosen.deblocks(quality := jpeg_quality(job["src"]) if args.test_noiseL == 0 else None,
+                                         noisy))[0]:
             say("%s: JPEG quality %d -> %s, then the noise read on the deblocked photo" % (name, quality, DEBLOCK))
         else:
-            reading, choice = chosen.pick(noisy, fixed_level(args.noise_level))
+            reading, choice = chosen.pick(noisy, fixed_level(args.noise_level), reading=decided[1])
             say(describe(name, reading, choice, quality))
     say("%sdry run: %d images would be written to %s (nothing written)" % (tag, len(jobs), out_path))
     return []

@@ -16,7 +16,7 @@ from images import to_hwc
 from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, unwrap, with_noise_map
 from onnx_backend import OnnxRuntimeNet, onnxruntime_available
 from photo_noise import (DEBLOCK, DEBLOCK_UP_TO, DEBLOCK_WHITE_UP_TO, apply_strength, choose_model, deblocks,
-                         noise_kind, read_noise, wavelet_readings)
+                         read_noise)
 from precision import add_amp_flag, autocast, precision_bytes, precision_for
 from utils import (UserError, add_test_noise, cal_psnr_ssim, legacy_device_id, non_negative, progress, psnr, ssim,
                    stored_in_8_bits, warn)
@@ -91,10 +91,10 @@ class ChosenNets:
         self.args, self.device, self.precision, self.available = args, device, precision, available
         self.nets = {}
 
-    def pick(self, noisy, noise_level=None, deblocked=False):
+    def pick(self, noisy, noise_level=None, deblocked=False, reading=None):
         """(reading, choice) for a (C, H, W) float photo, no net loaded (demo.py --dry_run); noise_level fixes an
-        FDnCNN's."""
-        reading = read_noise(noisy)
+        FDnCNN's; reading: the photo's, where deblocks read it already."""
+        reading = read_noise(noisy) if reading is None else reading
         if deblocked and reading.kind == "camera":
             # what a deblocked JPEG shows on its 2x2 means is what is left of its blocks, not a camera's noise
             reading = reading._replace(kind="white")
@@ -110,34 +110,39 @@ class ChosenNets:
             self.nets[name] = load_net(self.args, self.available[name], self.device, self.precision)[1]
         return self.nets[name]
 
-    def choose(self, noisy, noise_level=None, deblocked=False):
+    def choose(self, noisy, noise_level=None, deblocked=False, reading=None):
         """(reading, choice, net or None) for a (C, H, W) float photo."""
-        reading, choice = self.pick(noisy, noise_level, deblocked)
+        reading, choice = self.pick(noisy, noise_level, deblocked, reading)
         if choice.name is None:
             return reading, choice, None
         return reading, choice, self.net(choice.name, choice.why)
 
     def deblocks(self, quality, noisy):
-        """Whether a JPEG of this IJG quality (None: not a JPEG), decoded to the (C, H, W) `noisy`, is deblocked
-        first (photo_noise.deblocks; the kind of noise read only where the quality leaves it to decide)."""
+        """(whether a JPEG of this IJG quality (None: not a JPEG), decoded to the (C, H, W) `noisy`, is deblocked
+        first, the photo's reading where the quality left photo_noise.deblocks the kind of noise to decide, else
+        None)."""
         if DEBLOCK not in self.available or quality is None or quality > DEBLOCK_WHITE_UP_TO:
-            return False
-        return deblocks(quality, None if quality <= DEBLOCK_UP_TO else noise_kind(*wavelet_readings(noisy)))
+            return False, None
+        if quality <= DEBLOCK_UP_TO:
+            return True, None
+        reading = read_noise(noisy)
+        return deblocks(quality, reading.kind), reading
 
     def denoise(self, noisy, quality=None, noise_level=None, **kwargs):
         """The per-photo default on a (C, H, W) float photo: a JPEG of low quality deblocked by DnCNN-3, then the
         noise read and the chosen model run (an FDnCNN told the level read, times the strength, or
         `noise_level`). kwargs: denoise_any's. Returns (output, reading, choice, deblocked)."""
-        deblocked = self.deblocks(quality, noisy)
+        deblocked, reading = self.deblocks(quality, noisy)
         if deblocked:
             from restore import deblock  # restore runs models through this module
             noisy = deblock(self.net(DEBLOCK, "JPEG blocking"), noisy, self.device, amp=kwargs.get("amp"),
                             tile=kwargs.get("tile", 0), x8=kwargs.get("x8", False))
-        return self.denoise_read(noisy, deblocked, noise_level, **kwargs)
+            reading = None
+        return self.denoise_read(noisy, deblocked, noise_level, reading=reading, **kwargs)
 
-    def denoise_read(self, noisy, deblocked=False, noise_level=None, **kwargs):
-        """denoise's second step: the noise read and the chosen model run."""
-        reading, choice, net = self.choose(noisy, noise_level, deblocked)
+    def denoise_read(self, noisy, deblocked=False, noise_level=None, reading=None, **kwargs):
+        """denoise's second step: the noise read (unless `reading` is the photo's) and the chosen model run."""
+        reading, choice, net = self.choose(noisy, noise_level, deblocked, reading)
         if net is None or choice.strength == 0 or choice.level == 0:
             return np.clip(noisy, 0.0, 1.0), reading, choice, deblocked
         out = denoise_any(net, noisy, self.device, sigma=choice.level, **kwargs)

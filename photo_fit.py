@@ -11,7 +11,7 @@ from collections import defaultdict, namedtuple
 import numpy as np
 
 import photo_noise
-from photo_noise import (HYBRID, KEPT, RULE, TOLD, Hybrid, Level, Reading, choose_model,
+from photo_noise import (KEPT, RULE, TOLD, Hybrid, Level, Reading, choose_model,
                          hybrid_pick, noise_kind, noise_level, strength_kind, white_sigma)
 
 STRENGTHS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5)
@@ -199,6 +199,11 @@ def held_out_level(cases):
     return result
 
 
+def deblocked_under(cut, quality, kind, camera_up_to=photo_noise.DEBLOCK_UP_TO):
+    """photo_noise.deblocks under a cut-off `cut`: a JPEG read as a camera's noise up to the lower of the two."""
+    return photo_noise.deblocks(quality, kind, min(cut, camera_up_to), cut)
+
+
 def fit_deblock(cases, not_deblocked, deblocked, kinds=None, camera_up_to=photo_noise.DEBLOCK_UP_TO):
     """The cut-off (of DEBLOCK_CUTS) of the highest summed mean PSNR over (set, quality) groups of JPEG cases:
     {(set, image, "q<quality>[ σ<sigma>]"): {row name: psnr}}, a JPEG deblocked when its quality is at most the
@@ -210,7 +215,7 @@ def fit_deblock(cases, not_deblocked, deblocked, kinds=None, camera_up_to=photo_
         groups = defaultdict(list)
         for key, psnrs in cases.items():
             quality = int(key[2].split()[0][1:])
-            done = photo_noise.deblocks(quality, kinds.get(key), min(cut, camera_up_to), cut)
+            done = deblocked_under(cut, quality, kinds.get(key), camera_up_to)
             groups[(key[0], key[2])].append(psnrs[deblocked if done else not_deblocked])
         return sum(float(np.mean(v)) for v in groups.values())
     return max(DEBLOCK_CUTS, key=score)

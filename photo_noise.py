@@ -1,6 +1,7 @@
 """A photo's noise, read off the photo, and the model chosen for it from the weights there are: demo.py's
 default and test.py --logdir auto. docs/real-noise.md has the measurements the thresholds come from."""
 import csv
+import functools
 import io
 import math
 import os
@@ -141,6 +142,7 @@ WEAK_ITERATIONS = 3
 WEAK_MAX_PATCHES = 250_000  # patches on a regular grid: a 12 MP photo's estimate costs no pass of its own
 
 
+@functools.lru_cache(maxsize=None)
 def weak_texture_bar(patch=WEAK_PATCH, confidence=WEAK_CONFIDENCE):
     """The texture (sum of squared gradients over a patch) that pure white noise of unit variance stays under
     with `confidence`: the gamma quantile of Liu et al.'s weak-texture test (the gradient operator's rank and
@@ -199,16 +201,11 @@ def least_eigenvalue(patches):
     return float(np.linalg.eigvalsh(np.cov(patches, rowvar=False))[0])
 
 
-def wavelet_readings(img):
-    """(sigma, sigma_2x2): white noise's wavelet estimate on a (C, H, W) photo's pixels and on its 2x2 means
-    (scaled back by 2), 8-bit units: what noise_kind tells the kind of noise by."""
-    return wavelet_sigma(img), 2.0 * wavelet_sigma(bin_pixels(img, 2))
-
-
 def read_noise(img, rule=RULE):
     """The Reading of a (C, H, W) float photo in [0, 1]: the estimate on its pixels, on its 2x2 means and on
     its weakly textured patches."""
-    sigma, sigma_2x2 = wavelet_readings(img)
+    sigma = wavelet_sigma(img)
+    sigma_2x2 = 2.0 * wavelet_sigma(bin_pixels(img, 2))
     return Reading(sigma, sigma_2x2, noise_kind(sigma, sigma_2x2, rule), weak_texture_sigma(img))
 
 
@@ -306,9 +303,8 @@ def noise_level(reading, level=LEVEL, deblocked=False):
     what is left of its blocks, not a camera's noise: its level is read as white noise's."""
     if reading.kind == "clean":
         return 0.0
-    if not deblocked and (reading.kind == "camera" or (
-            reading.kind == "white" and reading.sigma < RULE.camera_below and
-            reading.sigma_2x2 > RULE.camera_ratio * reading.sigma)):
+    # a reading classed under another rule (photo_fit's) is told a camera's level where RULE calls it one
+    if not deblocked and (reading.kind == "camera" or noise_kind(reading.sigma, reading.sigma_2x2) == "camera"):
         return level.camera
     white = white_sigma(reading)
     return (level.heavy_scale if white >= level.heavy_from else level.white_scale) * white

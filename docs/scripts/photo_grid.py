@@ -28,13 +28,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from checkpoints import load_model  # noqa: E402
 from images import find_pairs, list_images, read_image  # noqa: E402
 from inference import ChosenNets, denoise_any, inference_net  # noqa: E402
-from photo_fit import (PSNR_CAP, STRENGTHS, cases_from_rows, choice_under, fit, fit_deblock, fit_hybrid,  # noqa: E402
-                       fit_level, group_key, held_out, held_out_hybrid, held_out_level, hybrid_cases, hybrid_psnr,
-                       level_cases, level_group, noise_level, psnr_at, psnr_of)
+from photo_fit import (PSNR_CAP, STRENGTHS, cases_from_rows, choice_under, deblocked_under, fit,  # noqa: E402
+                       fit_deblock, fit_hybrid, fit_level, group_key, held_out, held_out_hybrid, held_out_level,
+                       hybrid_cases, hybrid_psnr, level_cases, level_group, noise_level, psnr_at, psnr_of)
 from precision import precision_for  # noqa: E402
 from restore import deblock  # noqa: E402
 from photo_noise import (DEBLOCK, DEBLOCK_UP_TO, HYBRID, LEVEL, RULE, SHIPPED, Reading,  # noqa: E402
-                         apply_strength, available_weights, choose_model, deblocks, jpeg_quality, read_noise)
+                         apply_strength, available_weights, choose_model, jpeg_quality, read_noise)
 from utils import eight_bit_noisy, psnr  # noqa: E402
 
 SIGMAS = (0, 5, 10, 15, 25, 35, 50, 75)
@@ -377,7 +377,7 @@ def jpeg_table(paths):
         if r["model"] == "default, not deblocked":  # the kind of noise read off the JPEG as decoded
             kinds[(r["set"], r["image"], r["sigma"])] = r["default"]["reading"][2]
     names = sorted({m for v in cases.values() for m in v})
-    groups = sorted({(k[0], k[2]) for k in cases}, key=lambda g: (g[0], len(g[1]), jpeg_label_quality(g[1])))
+    groups = sorted({(k[0], k[2]) for k in cases}, key=lambda g: (g[0], len(g[1]), jpeg_label_quality(g[1]), g[1]))
     held = {}
     for photo_set in sorted({g[0] for g in groups}):
         cut = fit_deblock({k: v for k, v in cases.items() if k[0] != photo_set}, "default, not deblocked",
@@ -393,9 +393,8 @@ def jpeg_table(paths):
     for name in names:
         print("| %s | " % name.replace(KEPT, "the JPEG")
               + " | ".join(cell(mean(g, lambda k, v: v[name])) for g in groups) + " |")
-    default = lambda k, v: v["default, deblocked" if deblocks(  # noqa: E731
-        jpeg_label_quality(k[2]), kinds.get(k), min(held[k[0]], DEBLOCK_UP_TO), held[k[0]])
-        else "default, not deblocked"]
+    default = lambda k, v: v["default, deblocked" if deblocked_under(  # noqa: E731
+        held[k[0]], jpeg_label_quality(k[2]), kinds.get(k)) else "default, not deblocked"]
     print("| **default, held out** | " + " | ".join(
         "**%s** (%+.2f)" % (cell(mean(g, default)), mean(g, default) - mean(g, lambda k, v: v[KEPT])) for g in groups)
         + " |")
