@@ -161,18 +161,20 @@ def weak_texture_bar(patch=WEAK_PATCH, confidence=WEAK_CONFIDENCE):
 
 
 def weak_texture_sigma(img, patch=WEAK_PATCH, iterations=WEAK_ITERATIONS, max_patches=WEAK_MAX_PATCHES):
-    """White noise's sigma of a (C, H, W) photo in [0, 1], in 8-bit units, averaged over the channels: Liu,
-    Tanaka and Okutomi's estimate (IEEE TIP 2013, written here from the paper), the least eigenvalue of the
-    covariance of the patches whose texture white noise of that sigma explains, refined `iterations` times.
-    Patches holding a pixel clipped at 0 or 255 are left out while enough others remain (clipping takes the
-    noise away there); the covariance is taken about the patches' mean (their NoiseLevel.m does not subtract
-    it: docs/real-noise.md)."""
+    """White noise's sigma of a (C, H, W) photo in [0, 1], in 8-bit units: Liu, Tanaka and Okutomi's estimate
+    (IEEE TIP 2013, written here from the paper), the least eigenvalue of the covariance of the patches whose
+    texture white noise of that sigma explains, refined `iterations` times. Patches holding a pixel clipped at
+    0 or 255 are left out while enough others remain (clipping takes the noise away there); the channels'
+    readings are averaged weighted by their unclipped patches, so a channel clipped all over (a saturated
+    colour) has no say while another can be read. The covariance is taken about the patches' mean (their
+    NoiseLevel.m does not subtract it: docs/real-noise.md)."""
     bar = weak_texture_bar(patch)
-    readings = []
+    readings, unclipped = [], []
     for channel in np.asarray(img, np.float32):
         h, w = channel.shape[0] - patch + 1, channel.shape[1] - patch + 1
         if h < 1 or w < 1:
             readings.append(0.0)
+            unclipped.append(0)
             continue
         step = max(1, int(math.ceil(math.sqrt(h * w / max_patches))))
         patches = 255.0 * np.lib.stride_tricks.sliding_window_view(channel, (patch, patch))[::step, ::step].reshape(
@@ -182,7 +184,9 @@ def weak_texture_sigma(img, patch=WEAK_PATCH, iterations=WEAK_ITERATIONS, max_pa
             (((patches[:, 2:] - patches[:, :-2]) / 2.0) ** 2).sum(axis=(1, 2))
         patches = patches.reshape(len(patches), patch * patch)
         clipped = ((patches <= 0.5) | (patches >= 254.5)).any(axis=1)
-        if (~clipped).sum() > 10 * patch * patch:
+        count = int((~clipped).sum())
+        unclipped.append(count if count > 10 * patch * patch else 0)
+        if unclipped[-1]:
             patches, texture = patches[~clipped], texture[~clipped]
         variance = least_eigenvalue(patches)
         for _ in range(iterations - 1):
@@ -192,7 +196,9 @@ def weak_texture_sigma(img, patch=WEAK_PATCH, iterations=WEAK_ITERATIONS, max_pa
             patches, texture = patches[weak], texture[weak]
             variance = least_eigenvalue(patches)
         readings.append(math.sqrt(max(variance, 0.0)))
-    return float(np.mean(readings))
+    if not any(unclipped):
+        return float(np.mean(readings))
+    return float(np.average(readings, weights=unclipped))
 
 
 def least_eigenvalue(patches):

@@ -41,6 +41,17 @@ def test_the_level_read_off_white_noise_of_known_sigma_texture_or_not(sigma):
     assert readings[1].sigma > 1.1 * sigma  # the whole textured photo's reading: texture passes for noise
 
 
+def test_a_channel_clipped_all_over_does_not_pull_the_reading_down():
+    # a saturated colour (McMaster's 15.png at sigma 20 read 13.4 and went to ADNet c15): green at 0 everywhere,
+    # so every patch of it holds a clipped pixel and its least eigenvalue reads the clipping, not the noise
+    photo = smooth_photo(3)
+    photo[1] = 0.0
+    noisy = stored_in_8_bits(add_test_noise(torch.from_numpy(photo), 20, 0).numpy())
+    assert weak_texture_sigma(noisy[1:2]) < 15  # the clipped channel alone
+    assert abs(weak_texture_sigma(noisy) - 20) <= 0.05 * 20  # left out of the photo's reading
+    assert abs(weak_texture_sigma(noisy) - weak_texture_sigma(noisy[[0, 2]])) < 1e-9
+
+
 def test_heavy_noise_gets_the_heavy_scale_and_a_large_photo_is_read_on_a_grid_of_patches():
     heavy = Reading(48.0, 50.0, "white", LEVEL.heavy_from + 1.0)
     assert noise_level(heavy) == pytest.approx(LEVEL.heavy_scale * heavy.sigma_weak)

@@ -264,3 +264,25 @@ def test_photo_grid_scores_every_model_and_derives_the_default(tmp_path):
     dncnn = {(r["image"], r["sigma"]): r["psnr"] for r in rows if r["model"] == "DnCNN-S-25"}
     assert "**∞** (kept as it is 2)" in default  # clean photos are kept
     assert "**%.2f** (DnCNN-S-25 2)" % np.mean([dncnn[(i, 25)] for i in ("0.png", "1.png")]) in default
+
+
+def test_photo_grid_pairs_as_they_are_or_re_saved(tmp_path):
+    """photo_grid --pairs --jpeg: 0 takes each noisy JPEG as it is (labelled with its file's quality), Q re-saves
+    it at Q (a camera JPEG of another quality, docs/real-noise.md)."""
+    import argparse
+    import importlib.util
+    from PIL import Image
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "scripts", "photo_grid.py")
+    spec = importlib.util.spec_from_file_location("photo_grid", path)
+    photo_grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(photo_grid)
+    rgb = np.round(np.transpose(smooth_photo(3, 48), (1, 2, 0)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a_real.jpg", quality=75)
+    Image.fromarray(rgb).save(tmp_path / "a_mean.png")
+    args = argparse.Namespace(folder=str(tmp_path), pairs=True, jpeg=[0, 90], offset=0, every=1, channels=3,
+                              crop=0)
+    grid = list(photo_grid.photos(args))
+    assert [label for _, label, _, _ in grid] == ["q75", "q90 re-saved"]
+    as_is, resaved = grid[0][2], grid[1][2]
+    assert as_is.shape == resaved.shape == (3, 48, 48)
+    assert 0 < np.abs(as_is - resaved).max() < 0.2  # re-saved, not the file as it is

@@ -71,10 +71,16 @@ def jpeg_of(clean, quality):
 
 def photos(args):
     """(name, sigma or "real" or "q<quality>", noisy, clean) in the grid's order."""
-    if args.pairs:  # with --jpeg: grouped by the noisy file's JPEG quality
+    if args.pairs:  # with --jpeg: grouped by the noisy file's JPEG quality (--jpeg 0), or re-saved at each Q
         for name, noisy_path, clean_path in find_pairs(args.folder)[1][args.offset::args.every]:
-            yield name, "q%d" % jpeg_quality(noisy_path) if args.jpeg else "real", *(
-                centre_crop(read_image(p, args.channels), args.crop) for p in (noisy_path, clean_path))
+            noisy, clean = (centre_crop(read_image(p, args.channels), args.crop) for p in (noisy_path, clean_path))
+            if not args.jpeg:
+                yield name, "real", noisy, clean
+            for quality in args.jpeg or []:
+                if quality:
+                    yield name, "q%d re-saved" % quality, jpeg_of(noisy, quality), clean
+                else:
+                    yield name, "q%d" % jpeg_quality(noisy_path), noisy, clean
         return
     for path in list_images(args.folder)[args.offset::args.every]:
         clean = centre_crop(read_image(path, args.channels), args.crop)
@@ -424,8 +430,8 @@ def main():
     p.add_argument("--level_factors", type=float, nargs="+", default=(0.8, 0.9, 1.0, 1.1, 1.2),
                    help="the levels an FDnCNN is told for sigma 10 and over, times the sigma")
     p.add_argument("--jpeg", type=int, nargs="+", default=None, metavar="Q",
-                   help="a JPEG grid: each photo saved at these IJG qualities (no noise added); with --pairs the "
-                        "noisy files as they are (give any Q)")
+                   help="a JPEG grid: each photo saved at these IJG qualities (no noise added); with --pairs "
+                        "0 takes the noisy files as they are, Q the noisy files re-saved at Q")
     p.add_argument("--jpeg_noise", action="store_true", help="JPEG grid: the --sigmas' noise before the JPEG")
     p.add_argument("--every", type=int, default=1, help="every Nth photo of the sorted names")
     p.add_argument("--offset", type=int, default=0, help="from the Nth photo (two runs: --every 2, offsets 0 and 1)")
