@@ -70,7 +70,7 @@ def jpeg_of(clean, quality):
 
 
 def photos(args):
-    """(name, sigma or "real" or "q<quality>", noisy, clean) in the grid's order."""
+    """(name, sigma or "real" or "q<quality>[ σ<sigma>| re-saved]", noisy, clean) in the grid's order."""
     if args.pairs:  # with --jpeg: grouped by the noisy file's JPEG quality (--jpeg 0), or re-saved at each Q
         for name, noisy_path, clean_path in find_pairs(args.folder)[1][args.offset::args.every]:
             noisy, clean = (centre_crop(read_image(p, args.channels), args.crop) for p in (noisy_path, clean_path))
