@@ -15,8 +15,7 @@ from device import add_device_flag, select_device, setup_host
 from images import to_hwc
 from models import ARCHS, FEATURES, denoise, fold_batchnorm, receptive_radius, unwrap, with_noise_map
 from onnx_backend import OnnxRuntimeNet, onnxruntime_available
-from photo_noise import (DEBLOCK, DEBLOCK_UP_TO, DEBLOCK_WHITE_UP_TO, apply_strength, choose_model, deblocks,
-                         read_noise)
+from photo_noise import DEBLOCK, apply_strength, choose_model, deblocks, read_noise
 from precision import add_amp_flag, autocast, precision_bytes, precision_for
 from utils import (UserError, add_test_noise, cal_psnr_ssim, legacy_device_id, non_negative, progress, psnr, ssim,
                    stored_in_8_bits, warn)
@@ -121,10 +120,10 @@ class ChosenNets:
         """(whether a JPEG of this IJG quality (None: not a JPEG), decoded to the (C, H, W) `noisy`, is deblocked
         first, the photo's reading where the quality left photo_noise.deblocks the kind of noise to decide, else
         None)."""
-        if DEBLOCK not in self.available or quality is None or quality > DEBLOCK_WHITE_UP_TO:
+        if DEBLOCK not in self.available:
             return False, None
-        if quality <= DEBLOCK_UP_TO:
-            return True, None
+        if deblocks(quality, "camera") == deblocks(quality, "white"):  # the kind of noise decides nothing
+            return deblocks(quality, None), None
         reading = read_noise(noisy)
         return deblocks(quality, reading.kind), reading
 
